@@ -1,0 +1,68 @@
+"""The project's own error types: every user mistake becomes one of these, never a traceback.
+
+An error knows where it happened (a `Span` into a source file) so that the CLI can print the
+GNU-style `file:line:col: error: message`, the source line and a caret under the span.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A place in a source file: 1-based line and column, a length in characters, the line's text."""
+
+    file: str
+    line: int
+    col: int
+    length: int = 1
+    text: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class LpuError(Exception):
+    """Base of every error lpu-emu reports to a user (exit code `exit_code`)."""
+
+    exit_code = 2
+    kind = "error"
+
+    def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+
+    def render(self) -> str:
+        """The full diagnostic: location, message, source line with a caret, hint."""
+        where = f"{self.span}: " if self.span else ""
+        lines = [f"{where}{self.kind}: {self.message}"]
+        if self.span and self.span.text:
+            text = self.span.text.rstrip("\n")
+            lines.append(f"  {text}")
+            pad = "".join("\t" if c == "\t" else " " for c in text[: self.span.col - 1])
+            lines.append(f"  {pad}{'^' * max(1, self.span.length)}")
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class SpecError(LpuError):
+    """The ISA or a chip preset under isa/ is malformed (names the file and the entry)."""
+
+
+class AsmError(LpuError):
+    """An assembly source cannot be assembled."""
+
+
+class LoadError(LpuError):
+    """A `.lpx` (or `.npy`) file cannot be loaded: truncated, corrupted, foreign or wrong version."""
+
+
+class UsageError(LpuError):
+    """A bad option, name or input file given to the CLI or the library."""
