@@ -44,7 +44,7 @@ class Slice:
     unit: int  # MEM: slice number counted from the VXM outwards; others: unit at the position
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Chip:
     name: str
     title: str

@@ -92,7 +92,7 @@ class Instruction:
         return head + (" " + ", ".join(parts) if parts else "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Isa:
     version: int
     word_bits: int
@@ -102,16 +102,26 @@ class Isa:
     source: str
 
     def by_mnemonic(self) -> dict[str, Instruction]:
-        return {ins.mnemonic.lower(): ins for ins in self.instructions}
+        return _tables(self)[0]
 
     def by_opcode(self) -> dict[int, Instruction]:
-        return {ins.opcode: ins for ins in self.instructions}
+        return _tables(self)[1]
 
     def dtype_by_code(self) -> dict[int, DType]:
-        return {d.code: d for d in self.dtypes.values()}
+        return _tables(self)[2]
 
     def lookup(self, mnemonic: str) -> Instruction | None:
         return self.by_mnemonic().get(mnemonic.lower())
+
+
+@cache
+def _tables(isa: Isa) -> tuple[dict, dict, dict]:
+    """Lookup tables, built once per Isa (identity-hashed)."""
+    return (
+        {ins.mnemonic.lower(): ins for ins in isa.instructions},
+        {ins.opcode: ins for ins in isa.instructions},
+        {d.code: d for d in isa.dtypes.values()},
+    )
 
 
 def _fail(path: Path, where: str, message: str) -> SpecError:

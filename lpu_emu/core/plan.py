@@ -1,0 +1,185 @@
+"""Plan: a Program decoded for a chip into one flat int64 table of issues, sorted by cycle.
+
+Both cores (the numba one and the reference interpreter) run the same Plan, so everything that
+is a pure function of the schedule is computed once, here: Repeat expansion, resolved latencies
+and positions, and the static schedule checks (a queue issuing while busy or parked at Sync,
+a Sync no Notify releases, an SRAM address outside the slice). The cores add the dynamic ones
+(streams, banks, dtypes, weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lpu_emu.errors import LoadError
+from lpu_emu.program import Program
+from lpu_emu.spec import Chip, Isa
+from lpu_emu.spec.encoding import decode
+from lpu_emu.spec.isa import ACC_DTYPE, SG16
+
+# ---- columns of Plan.issues ----
+CYCLE, SRC, OP, DTYPE, DTYPE2, QUEUE, POS, UNIT = range(8)
+SA, SB, SC, WA, WB, WC = range(8, 14)  # stream codes (-1: unused) and group widths (0: unused)
+BANK, ADDR, IMM, LAT, OCC = range(14, 19)
+VIOL, VIOL_A, VIOL_B = range(19, 22)  # static violation on this issue (0: none) and its details
+NCOL = 22
+
+# ---- violation kinds (shared by plan, cores and messages) ----
+NO_VALUE, TWO_PRODUCERS, BANK_CONFLICT, WRONG_DTYPE, NO_WEIGHTS, ADDRESS, QUEUE_BUSY, SYNC = range(1, 9)
+VIOLATION_NAMES = {
+    NO_VALUE: "no-value", TWO_PRODUCERS: "two-producers", BANK_CONFLICT: "bank-conflict",
+    WRONG_DTYPE: "wrong-dtype", NO_WEIGHTS: "no-weights", ADDRESS: "address",
+    QUEUE_BUSY: "queue-busy", SYNC: "sync",
+}
+# QUEUE_BUSY details: VIOL_A = the cycle the unit is free, VIOL_B = 0 busy / 1 parked at Sync
+# ADDRESS details: VIOL_A = the address, VIOL_B = the bank
+# SYNC details: none
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    issues: np.ndarray  # int64[n, NCOL], sorted by (cycle, program order, repetition)
+    cycles: int  # the cycle the last effect lands (if nothing stops the run)
+    program: Program
+    chip: Chip
+
+    def __len__(self) -> int:
+        return len(self.issues)
+
+
+def _width(kind: str, dtype, dtype2) -> int:
+    return {"dtype": dtype.width if dtype else 1, "dtype2": dtype2.width if dtype2 else 1,
+            "one": 1, "acc": 4, "sg16": SG16}[kind]
+
+
+def _latency(ins, chip: Chip) -> int:
+    if ins.latency == "link":
+        return int(chip.p("c2c_link_latency"))
+    return int(chip.latency.get(ins.mnemonic.lower(), ins.latency))
+
+
+def _unit(chip: Chip, q: int) -> int:
+    """MEM: ordinal among MEM slices (the SRAM array's first axis); MXM: plane ordinal;
+    C2C: 0 west, 1 east; VXM/SXM: the unit at the position."""
+    s = chip.slices[q]
+    if s.kind in ("MEM", "MXM"):
+        return sum(1 for t in chip.slices[:q] if t.kind == s.kind)
+    if s.kind == "C2C":
+        return 0 if s.hemisphere == "W" else 1
+    return s.unit
+
+
+def _row(isa: Isa, chip: Chip, program: Program, i: int) -> tuple[np.ndarray, object]:
+    """One issue row for program instruction i (before Repeat expansion and static checks)."""
+    try:
+        d = decode(isa, int(program.word[i]))
+    except ValueError as exc:
+        raise LoadError(f"{program.where(i)}: instruction {i} cannot be decoded: {exc}") from None
+    q = int(program.queue[i])
+    if not 0 <= q < len(chip.slices):
+        raise LoadError(f"{program.where(i)}: queue index {q} is not a slice of {chip.name}")
+    row = np.zeros(NCOL, dtype=np.int64)
+    row[[SA, SB, SC]] = -1
+    row[CYCLE], row[SRC], row[OP] = int(program.cycle[i]), i, d.ins.opcode
+    row[DTYPE] = d.dtype.code if d.dtype else 0
+    row[DTYPE2] = d.dtype2.code if d.dtype2 else 0
+    row[QUEUE], row[POS], row[UNIT] = q, chip.slices[q].position, _unit(chip, q)
+    row[LAT] = _latency(d.ins, chip)
+    occ = d.ins.occupancy
+    row[OCC] = d.values["n"] if occ == "n" else (1 if occ == "repeat" else int(occ))
+    streams_in = [op for op in d.ins.operands if op.kind == "stream" and op.role == "in"]
+    for op, (code_col, width_col) in zip(streams_in, ((SA, WA), (SB, WB)), strict=False):
+        row[code_col], row[width_col] = d.values[op.name], _width(op.width, d.dtype, d.dtype2)
+    for op in d.ins.operands:
+        if op.kind == "stream" and op.role == "out":
+            row[SC], row[WC] = d.values[op.name], _width(op.width, d.dtype, d.dtype2)
+        elif op.kind == "mem":
+            row[BANK], row[ADDR] = d.values[op.name]
+        elif op.kind in ("uimm", "simm", "imm32", "lanemap", "link") and op.name not in ("n", "d", "step"):
+            row[IMM] = d.values[op.name]
+    return row, d
+
+
+def _expand(isa: Isa, chip: Chip, program: Program) -> tuple[list[np.ndarray], dict[int, list[int]]]:
+    """Rows in program order, Repeats expanded; also each queue's row indices in queue order."""
+    rows: list[np.ndarray] = []
+    by_queue: dict[int, list[int]] = {}
+    for i in range(len(program)):
+        row, d = _row(isa, chip, program, i)
+        q = int(row[QUEUE])
+        if d.ins.mnemonic == "Repeat":
+            prev = by_queue.get(q)
+            if not prev:
+                raise LoadError(f"{program.where(i)}: Repeat has no previous instruction on its queue")
+            base = rows[prev[-1]]
+            n, step_d, step = d.values["n"], d.values["d"], d.values["step"]
+            for k in range(1, n + 1):
+                rep = base.copy()
+                rep[CYCLE] = row[CYCLE] + (k - 1) * step_d
+                rep[SRC] = i  # violations of a repetition point at the Repeat line
+                rep[ADDR] = base[ADDR] + k * step
+                by_queue[q].append(len(rows))
+                rows.append(rep)
+            continue
+        by_queue.setdefault(q, []).append(len(rows))
+        rows.append(row)
+    return rows, by_queue
+
+
+def _flag(row: np.ndarray, kind: int, a: int = 0, b: int = 0) -> None:
+    if row[VIOL] == 0:
+        row[VIOL], row[VIOL_A], row[VIOL_B] = kind, a, b
+
+
+def _check_queues(rows: list[np.ndarray], by_queue: dict[int, list[int]], isa: Isa) -> None:
+    """Queue busy (occupancy, Sync parking) and Syncs that no Notify releases."""
+    sync_op, notify_op = isa.lookup("Sync").opcode, isa.lookup("Notify").opcode
+    notifies = sorted(int(r[CYCLE]) for r in rows if r[OP] == notify_op)
+    notify_lat = {int(r[CYCLE]): int(r[LAT]) for r in rows if r[OP] == notify_op}
+    for idx in by_queue.values():
+        free, parked = -1, False
+        for j in idx:
+            r = rows[j]
+            c = int(r[CYCLE])
+            if c < free:
+                _flag(r, QUEUE_BUSY, free, int(parked))
+            parked = False
+            free = c + int(r[OCC])
+            if r[OP] == sync_op:
+                k = int(np.searchsorted(notifies, c, side="left"))
+                if k == len(notifies):
+                    _flag(r, SYNC)
+                else:
+                    release = notifies[k] + notify_lat[notifies[k]]
+                    free, parked = max(free, release), True
+
+
+def _check_addresses(rows: list[np.ndarray], chip: Chip, isa: Isa) -> None:
+    mem_ops = {ins.opcode for ins in isa.instructions if any(op.kind == "mem" for op in ins.operands)}
+    size = int(chip.p("mem_addresses_per_bank"))
+    for r in rows:
+        if r[OP] in mem_ops and not 0 <= r[ADDR] < size:
+            _flag(r, ADDRESS, int(r[ADDR]), int(r[BANK]))
+
+
+def make_plan(program: Program, chip: Chip, isa: Isa) -> Plan:
+    """Decode, expand and check a program for a chip (LoadError if it was built for another)."""
+    if program.chip != chip.name:
+        raise LoadError(f"the program was assembled for chip {program.chip!r}, not {chip.name!r}",
+                        hint=f"run it with --chip {program.chip}, or reassemble it for {chip.name}")
+    rows, by_queue = _expand(isa, chip, program)
+    _check_queues(rows, by_queue, isa)
+    _check_addresses(rows, chip, isa)
+    issues = np.array(rows, dtype=np.int64).reshape(-1, NCOL)
+    order = np.lexsort((np.arange(len(issues)), issues[:, CYCLE]))
+    issues = np.ascontiguousarray(issues[order])
+    ends = issues[:, CYCLE] + np.maximum(issues[:, LAT], issues[:, OCC])
+    return Plan(issues, int(ends.max()) if len(issues) else 0, program, chip)
+
+
+def accumulator_dtype(isa: Isa, code: int) -> str:
+    """The dtype an MXM ACC of input dtype `code` accumulates and emits in."""
+    name = isa.dtype_by_code()[code].name
+    return ACC_DTYPE.get(name, "fp32")
