@@ -27,7 +27,8 @@ VIOL, VIOL_A, VIOL_B = range(19, 22)  # static violation on this issue (0: none)
 NCOL = 22
 
 # ---- violation kinds (shared by plan, cores and messages) ----
-NO_VALUE, TWO_PRODUCERS, BANK_CONFLICT, WRONG_DTYPE, NO_WEIGHTS, ADDRESS, QUEUE_BUSY, SYNC = range(1, 9)
+(NO_VALUE, TWO_PRODUCERS, BANK_CONFLICT, WRONG_DTYPE, NO_WEIGHTS, ADDRESS, QUEUE_BUSY,
+ SYNC) = range(1, 9)
 VIOLATION_NAMES = {
     NO_VALUE: "no-value", TWO_PRODUCERS: "two-producers", BANK_CONFLICT: "bank-conflict",
     WRONG_DTYPE: "wrong-dtype", NO_WEIGHTS: "no-weights", ADDRESS: "address",
@@ -97,12 +98,16 @@ def _row(isa: Isa, chip: Chip, program: Program, i: int) -> tuple[np.ndarray, ob
             row[SC], row[WC] = d.values[op.name], _width(op.width, d.dtype, d.dtype2)
         elif op.kind == "mem":
             row[BANK], row[ADDR] = d.values[op.name]
-        elif op.kind in ("uimm", "simm", "imm32", "lanemap", "link") and op.name not in ("n", "d", "step"):
+        elif (op.kind in ("uimm", "simm", "imm32", "lanemap", "link")
+              and not (d.ins.mnemonic in ("NOP", "Repeat") and op.name in ("n", "d", "step"))):
+            # NOP/Repeat counts live in OCC and the expansion; every other immediate (a shift
+            # amount `n` included) goes to IMM
             row[IMM] = d.values[op.name]
     return row, d
 
 
-def _expand(isa: Isa, chip: Chip, program: Program) -> tuple[list[np.ndarray], dict[int, list[int]]]:
+def _expand(isa: Isa, chip: Chip,
+            program: Program) -> tuple[list[np.ndarray], dict[int, list[int]]]:
     """Rows in program order, Repeats expanded; also each queue's row indices in queue order."""
     rows: list[np.ndarray] = []
     by_queue: dict[int, list[int]] = {}
@@ -112,7 +117,8 @@ def _expand(isa: Isa, chip: Chip, program: Program) -> tuple[list[np.ndarray], d
         if d.ins.mnemonic == "Repeat":
             prev = by_queue.get(q)
             if not prev:
-                raise LoadError(f"{program.where(i)}: Repeat has no previous instruction on its queue")
+                raise LoadError(
+                    f"{program.where(i)}: Repeat has no previous instruction on its queue")
             base = rows[prev[-1]]
             n, step_d, step = d.values["n"], d.values["d"], d.values["step"]
             for k in range(1, n + 1):
@@ -157,7 +163,8 @@ def _check_queues(rows: list[np.ndarray], by_queue: dict[int, list[int]], isa: I
 
 
 def _check_addresses(rows: list[np.ndarray], chip: Chip, isa: Isa) -> None:
-    mem_ops = {ins.opcode for ins in isa.instructions if any(op.kind == "mem" for op in ins.operands)}
+    mem_ops = {ins.opcode for ins in isa.instructions
+               if any(op.kind == "mem" for op in ins.operands)}
     size = int(chip.p("mem_addresses_per_bank"))
     for r in rows:
         if r[OP] in mem_ops and not 0 <= r[ADDR] < size:

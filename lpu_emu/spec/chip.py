@@ -13,15 +13,18 @@ from functools import cache
 from pathlib import Path
 
 from lpu_emu.errors import SpecError, UsageError
-from lpu_emu.spec.isa import isa_dir
+from lpu_emu.spec.isa import default_isa, isa_dir
 
 STATUSES = ("published", "inferred")
 REQUIRED_PARAMS = (
     "clock_hz", "lanes", "superlane_lanes", "streams_per_direction", "mem_slices_per_hemisphere",
     "mem_banks", "mem_addresses_per_bank", "mxm_planes_per_hemisphere", "mxm_rows", "mxm_cols",
     "mxm_accumulators", "vxm_alus", "vxm_large_alus", "sxm_units_per_hemisphere",
-    "c2c_links_per_edge", "c2c_link_bytes_per_s", "c2c_link_latency",
+    "c2c_links_per_edge", "c2c_link_bytes_per_s", "c2c_link_latency", "mxm_fp16_fraction",
 )
+REAL_PARAMS = ("clock_hz", "c2c_link_bytes_per_s", "mxm_fp16_fraction")  # positive numbers; the others: integers
+LIST_PARAMS = ("vxm_large_alus",)  # lists of integers
+LAYOUT_KEYS = ("kind", "hemisphere", "count", "units")
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ class Chip:
     # ---- derived figures ----
     @property
     def sram_bytes(self) -> int:
-        return len(self.mem_slices) * int(self.p("mem_banks")) * int(self.p("mem_addresses_per_bank")) * self.lanes
+        banks, addresses = int(self.p("mem_banks")), int(self.p("mem_addresses_per_bank"))
+        return len(self.mem_slices) * banks * addresses * self.lanes
 
     @property
     def sram_bytes_per_s(self) -> float:
@@ -101,8 +105,9 @@ class Chip:
 
     @property
     def mxm_fp16_ops_per_s(self) -> float:
-        """fp16/bf16 products use two planes (published), so half the int8 rate."""
-        return self.mxm_int8_ops_per_s / 2
+        """fp16/bf16 peak: the preset's published ratio to the int8 peak (two planes per product,
+        and fewer products per cycle: GroqChip 1 publishes 188 FP16 TFLOPS against 750 INT8 TOPS)."""
+        return self.mxm_int8_ops_per_s * float(self.p("mxm_fp16_fraction"))
 
     @property
     def c2c_links(self) -> int:
@@ -137,13 +142,42 @@ def _load_params(path: Path, raw: dict) -> dict[str, Param]:
         if not isinstance(entry, dict) or set(entry) != {"value", "status", "source"}:
             raise _fail(path, f"param {name}", "must be { value, status, source }")
         if entry["status"] not in STATUSES:
-            raise _fail(path, f"param {name}", f"status {entry['status']!r} is not one of {STATUSES}")
+            message = f"status {entry['status']!r} is not one of {STATUSES}"
+            raise _fail(path, f"param {name}", message)
+        if not isinstance(entry["source"], str) or not entry["source"].strip():
+            raise _fail(path, f"param {name}", "source must say where the value comes from")
         value = entry["value"]
-        params[name] = Param(name, tuple(value) if isinstance(value, list) else value, entry["status"], entry["source"])
+        value = tuple(value) if isinstance(value, list) else value
+        params[name] = Param(name, value, entry["status"], entry["source"])
     missing = [p for p in REQUIRED_PARAMS if p not in params]
     if missing:
         raise _fail(path, "params", f"missing {', '.join(missing)}")
+    for name in REQUIRED_PARAMS:
+        _check_value(path, params[name])
+    large, alus = params["vxm_large_alus"].value, params["vxm_alus"].value
+    if len(set(large)) != len(large) or any(a >= alus for a in large):  # type: ignore[arg-type, operator]
+        message = f"must be distinct ALU numbers below vxm_alus ({alus})"
+        raise _fail(path, "param vxm_large_alus", message)
     return params
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_value(path: Path, param: Param) -> None:
+    value = param.value
+    if param.name in LIST_PARAMS:
+        ok = isinstance(value, tuple) and all(_is_int(v) and v >= 0 for v in value)
+        expected = "a list of integers >= 0"
+    elif param.name in REAL_PARAMS:
+        ok = (_is_int(value) or isinstance(value, float)) and value > 0  # type: ignore[operator]
+        expected = "a positive number"
+    else:
+        ok = _is_int(value) and value > 0  # type: ignore[operator]
+        expected = "a positive integer"
+    if not ok:
+        raise _fail(path, f"param {param.name}", f"value {value!r} is not {expected}")
 
 
 def _count(path: Path, params: dict[str, Param], group: dict, key: str) -> int:
@@ -160,10 +194,18 @@ def _count(path: Path, params: dict[str, Param], group: dict, key: str) -> int:
 def _expand_layout(path: Path, params: dict[str, Param], layout: list[dict]) -> tuple[Slice, ...]:
     slices: list[Slice] = []
     position = 0
+    if not isinstance(layout, list) or not layout:
+        raise _fail(path, "layout", "missing: list the slices west to east as [[layout]] groups")
     for group in layout:
         kind, hemi = group.get("kind"), group.get("hemisphere", "")
         if kind not in ("MEM", "VXM", "MXM", "SXM", "C2C") or hemi not in ("W", "E", ""):
             raise _fail(path, "layout", f"bad group kind={kind!r} hemisphere={hemi!r}")
+        unknown = sorted(set(group) - set(LAYOUT_KEYS))
+        if unknown:
+            raise _fail(path, f"layout {kind}", f"unknown key(s) {', '.join(unknown)}")
+        if (kind == "VXM") != (hemi == ""):
+            message = "the VXM has no hemisphere; every other group needs W or E"
+            raise _fail(path, f"layout {kind}", message)
         count, units = _count(path, params, group, "count"), _count(path, params, group, "units")
         if kind == "MEM":
             # West MEM slices are numbered from the VXM outwards: MEM_W{n-1} is westmost.
@@ -183,9 +225,24 @@ def _expand_layout(path: Path, params: dict[str, Param], layout: list[dict]) -> 
                 slices.append(Slice(len(slices), name, kind, hemi, position, u))
             position += 1
     names = [s.name for s in slices]
-    if len(set(names)) != len(names):
-        raise _fail(path, "layout", "two slices share a name")
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise _fail(path, "layout", f"two slices share a name: {', '.join(dups)}")
+    if sum(1 for g in layout if g.get("kind") == "VXM") != 1:
+        raise _fail(path, "layout", "needs exactly one VXM group (the centre)")
     return tuple(slices)
+
+
+def _load_latency(path: Path, raw: dict) -> dict[str, int]:
+    known = default_isa().by_mnemonic()
+    latency = {}
+    for mnemonic, cycles in raw.items():
+        if mnemonic.lower() not in known:
+            raise _fail(path, f"latency {mnemonic}", "not an instruction of the ISA")
+        if not _is_int(cycles) or cycles < 1:
+            raise _fail(path, f"latency {mnemonic}", f"{cycles!r} is not a number of cycles >= 1")
+        latency[mnemonic.lower()] = cycles
+    return latency
 
 
 def load_chip(path: Path) -> Chip:
@@ -197,8 +254,9 @@ def load_chip(path: Path) -> Chip:
     params = _load_params(path, raw.get("params", {}))
     slices = _expand_layout(path, params, raw.get("layout", []))
     meta = raw.get("chip", {})
-    latency = {k.lower(): int(v) for k, v in raw.get("latency", {}).items()}
-    return Chip(meta.get("name", path.stem), meta.get("title", ""), params, slices, latency, str(path))
+    latency = _load_latency(path, raw.get("latency", {}))
+    name, title = meta.get("name", path.stem), meta.get("title", "")
+    return Chip(name, title, params, slices, latency, str(path))
 
 
 def chips_dir() -> Path:

@@ -69,7 +69,7 @@ def _signed(value: int, width: int) -> int:
 
 
 def encode(isa: Isa, ins: Instruction, dtype: DType | None, values: dict[str, OperandValue]) -> int:
-    """Pack an instruction; values are already range-checked by the assembler (ValueError if not)."""
+    """Pack an instruction; values are range-checked by the assembler (ValueError if not)."""
     word = _put(0, isa, "opcode", ins.opcode)
     if ins.typed:
         if dtype is None:

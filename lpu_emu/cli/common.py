@@ -1,0 +1,100 @@
+"""What every `lpu` command shares: the console, the error boundary, atomic output.
+
+The error boundary (`reporting_errors`) is applied once, by the group in lpu_emu/cli/__init__.py,
+around whichever command runs: commands just raise lpu_emu.errors.LpuError and never print
+tracebacks or call sys.exit themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from lpu_emu.errors import LpuError, UsageError
+
+
+def colour_wanted(stream) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("NO_COLOR", "") == ""
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A rich Console on stdout (or stderr): plain text when piped or under NO_COLOR; the width
+    is the terminal's, or COLUMNS, or 80 when not a terminal."""
+    stream = sys.stderr if stderr else sys.stdout
+    colour = colour_wanted(stream)
+    return Console(
+        file=stream, color_system="auto" if colour else None, no_color=not colour,
+        markup=False, highlight=False, emoji=False,
+    )
+
+
+@contextlib.contextmanager
+def reporting_errors() -> Iterator[None]:
+    """The CLI boundary: an LpuError becomes its rendered diagnostic on stderr and its exit code
+    (2 for usage and input errors); an OSError about a file the user named is reported, not
+    traced back; a closed pipe (`lpu isa | head`) ends the command quietly."""
+    try:
+        yield
+    except LpuError as err:
+        click.echo(err.render(), err=True)
+        raise click.exceptions.Exit(err.exit_code) from None
+    except BrokenPipeError:
+        _silence_stdout()
+        raise click.exceptions.Exit(1) from None
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        raise click.exceptions.Exit(2) from None
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush does not fail."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The closest valid names to `word` (case-insensitive), as a hint, or None."""
+    by_lower = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=3, cutoff=0.6)
+    if not close:
+        return None
+    names = [repr(by_lower[c]) for c in close]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return f"did you mean {listed}?"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half of one:
+    a temporary file beside it, then a rename. UsageError if it cannot be written."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None

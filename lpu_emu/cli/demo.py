@@ -1,0 +1,40 @@
+"""`lpu demo`: the README's first command. Runs every example program on the default chip,
+checks each result against numpy, and prints one table; exit status 1 if any example fails."""
+
+from __future__ import annotations
+
+import click
+
+from lpu_emu.cli.common import make_console
+from lpu_emu.spec.chip import default_chip_name
+
+
+@click.command(epilog="""\b
+Examples:
+  lpu demo                 every example program on lp30, checked against numpy
+  lpu demo --chip lp30     the same, naming the chip
+""")
+@click.option("--chip", metavar="NAME", default=None,
+              help=f"Chip preset (default: {default_chip_name()}; the examples are written for it).")
+def demo(chip: str | None) -> None:
+    """Run every example program on the default chip and check its results."""
+    from lpu_emu.asm import assemble_file
+    from lpu_emu.core.run import run
+    from lpu_emu.examples import EXAMPLES, check
+    from lpu_emu.render.run import DemoTable
+
+    console = make_console()
+    rows = []
+    for example in EXAMPLES:
+        result = run(assemble_file(example.path, chip=chip))
+        problems = [v.message for v in result.violations] + check(example, result.tensor)
+        rows.append((example.name, result, problems))
+    chip_name = rows[0][1].chip.name if rows else (chip or default_chip_name())
+    console.print(f"lpu demo: {len(rows)} example programs from programs/ on {chip_name}")
+    console.print(DemoTable(tuple(rows)))
+    failed = [(name, p) for name, _, problems in rows for p in problems]
+    for name, problem in failed:
+        click.echo(f"error: {name}: {problem}", err=True)
+    if failed:
+        raise click.exceptions.Exit(1)
+    console.print("every result matches numpy, bit for bit")

@@ -1,0 +1,147 @@
+"""`lpu run PROGRAM`: run a program on a chip preset; print cycles, time, utilization, outputs.
+
+Exit codes: 0 ok (a --lenient run with violations included: they are warnings), 1 a schedule
+violation, 2 a usage or input error. Output files are written only after a successful run and
+atomically, so a failure never leaves a half-written or partial set of files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from lpu_emu.cli.common import make_console, write_atomically
+from lpu_emu.errors import LoadError, UsageError
+from lpu_emu.program import Program
+from lpu_emu.spec.chip import chip_names
+
+
+def load_program(path: Path, chip: str | None) -> Program:
+    """A .lpx object file, or anything else as assembly source."""
+    if path.suffix == ".lpx":
+        return Program.load(path)
+    from lpu_emu.asm import assemble_file
+
+    return assemble_file(path, chip=chip)
+
+
+def split_pair(text: str, option: str) -> tuple[str, str | None]:
+    name, sep, file = text.partition("=")
+    if not name or (sep and not file):
+        raise UsageError(f"{option} {text!r}: expected NAME=FILE")
+    return name, (file if sep else None)
+
+
+def read_npy(name: str, file: str) -> np.ndarray:
+    try:
+        return np.load(file, allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"--input {name}={file}: no such file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise UsageError(f"--input {name}={file}: not a readable .npy file ({exc})") from None
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _write_all(files: dict[Path, bytes]) -> None:
+    """Every output or none: each file is atomic, and nothing is written before all are built."""
+    for path, data in files.items():
+        write_atomically(path, data)
+
+
+@click.command(epilog="""\b
+Examples:
+  lpu run programs/vecadd.lpu                      cycles, time, utilization
+  lpu run programs/vecadd.lpu --output z           print tensor z after the run
+  lpu run prog.lpx --input x=x.npy --output z=z.npy --json
+  lpu run prog.lpu --lenient --stats --trace-out prog.events.npz
+""")
+@click.argument("program", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--chip", metavar="NAME", help=f"Chip preset ({', '.join(chip_names())}); "
+              "default: the one the program was built for.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy",
+              help="Overwrite tensor NAME with a .npy before the run (repeatable).")
+@click.option("--output", "outputs", multiple=True, metavar="NAME[=FILE.npy]",
+              help="After the run, write tensor NAME to FILE.npy, or print it (repeatable).")
+@click.option("--save-outputs", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE.npz", help="Save every tensor of the program after the run.")
+@click.option("--stats", is_flag=True, help="Show every busy queue in the utilization table.")
+@click.option("--max-cycles", type=click.IntRange(min=1), metavar="N",
+              help="Refuse a program whose schedule runs longer than N cycles.")
+@click.option("--lenient", is_flag=True,
+              help="Report violations as warnings and go on with what silicon would see.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--trace-out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Record the event log of the run and save it (.npz).")
+@click.option("--engine", type=click.Choice(["fast", "reference"]), default="fast",
+              show_default=True, help="The numba core, or the plain reference interpreter.")
+def run(program: Path, chip: str | None, inputs: tuple[str, ...], outputs: tuple[str, ...],
+        save_outputs: Path | None, stats: bool, max_cycles: int | None, lenient: bool,
+        as_json: bool, trace_out: Path | None, engine: str) -> None:
+    """Run a program (.lpu or .lpx) on a chip preset.
+
+    Prints the cycle count, the time at the preset's clock and a utilization table; exit status
+    1 on a schedule violation (each one named with its cycle, slice, stream or address and source
+    line), 2 on a usage or input error.
+    """
+    from lpu_emu.core.run import run as run_program
+    from lpu_emu.core.tensors import symbol
+
+    prog = load_program(program, chip)
+    values = {}
+    for item in inputs:
+        name, file = split_pair(item, "--input")
+        if file is None:
+            raise UsageError(f"--input {item!r}: expected NAME=FILE.npy")
+        symbol(prog, name)  # an unknown name is a UsageError listing the tensors
+        values[name] = read_npy(name, file)
+    wanted = [split_pair(item, "--output") for item in outputs]
+    for name, _ in wanted:
+        symbol(prog, name)
+    if trace_out is not None and engine != "fast":
+        raise UsageError("--trace-out needs the fast engine (the event log is the numba core's)")
+    result = run_program(prog, chip, inputs=values, lenient=lenient, max_cycles=max_cycles,
+                         engine=engine, trace=trace_out is not None)
+    shown = {name: result.tensor(name) for name, file in wanted if file is None}
+    _report(program.name, result, shown, as_json, stats)
+    if result.stopped:
+        raise click.exceptions.Exit(1)
+    files = {Path(file): npy_bytes(result.tensor(name)) for name, file in wanted if file}
+    if save_outputs is not None:
+        files[save_outputs] = npz_bytes({t.name: result.tensor(t.name) for t in prog.symbols})
+    _write_all(files)
+    if trace_out is not None:
+        if result.events is None:
+            raise LoadError("the run recorded no event log")
+        result.events.save(trace_out)
+
+
+def _report(name: str, result, shown: dict[str, np.ndarray], as_json: bool, queues: bool) -> None:
+    from lpu_emu.render.run import Utilization, headline, result_dict
+
+    if as_json:
+        click.echo(json.dumps(result_dict(name, result, shown)))
+        return
+    console = make_console()
+    console.print(headline(name, result))
+    for v in result.violations:
+        prefix = "warning" if not result.stopped else "error"
+        click.echo(f"{prefix}: {v.message}", err=True)
+    console.print(Utilization(result, queues=queues))
+    with np.printoptions(threshold=64, edgeitems=8, linewidth=console.width):
+        for tensor, value in shown.items():
+            console.print(f"{tensor} ({value.dtype}, shape {value.shape}):\n{value}")

@@ -1,0 +1,321 @@
+"""The fast core: run a Plan with the numba-jitted loop of lpu_emu/core/fast_loop.py.
+
+`run_plan(plan, machine, lenient, trace=False)` keeps the contract of lpu_emu/core/reference.py
+(its module docstring) and must give identical results. This module does the Python half: it
+sizes every bounded structure from the Plan (so memory follows the live values, never the
+program's length), builds the arrays, calls the loop (once, unless a growable buffer fills) and
+turns the raw records into the contract's tuples and, when tracing, an EventLog.
+
+Compiled code is cached on disk (numba cache=True). A cold cache costs a compile of ~20 s, so the
+first call in a process says so on stderr if it takes more than a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lpu_emu.core import events as E
+from lpu_emu.core import fast_loop as F
+from lpu_emu.core import jit_ops as J
+from lpu_emu.core import plan as PL
+from lpu_emu.core.events import EventLog
+from lpu_emu.core.plan import Plan
+from lpu_emu.core.state import Machine
+from lpu_emu.errors import LoadError
+from lpu_emu.spec import Isa, default_isa
+
+RawViolation = tuple[int, int, int, int, int, int]
+NCODES = 128 + 16  # stream codes 0..127, plus a group of 16 starting at the last one
+COMPILE_SECONDS = 20  # what the cold-cache message announces (measured: bench/README.md)
+
+# sha256 (first 16 hex digits) of the helper modules whose code is compiled into the cached
+# loop; numba's cache does not notice their edits, so a change must also change this file.
+_HELPERS_HASH = "see-test"
+
+# mnemonic -> (kind, sub) of the loop's dispatch (fast_loop: K_*, and the sub codes)
+_OPS = {
+    "nop": (F.K_ICU, 0), "repeat": (F.K_ICU, 0), "sync": (F.K_ICU, 0), "notify": (F.K_ICU, 0),
+    "ifetch": (F.K_ICU, 0), "config": (F.K_ICU, 0),
+    "read": (F.K_MEM, F.M_READ), "write": (F.K_MEM, F.M_WRITE),
+    "gather": (F.K_MEM, F.M_GATHER), "scatter": (F.K_MEM, F.M_SCATTER),
+    "add": (F.K_VXM, J.V_ADD), "sub": (F.K_VXM, J.V_SUB), "mul": (F.K_VXM, J.V_MUL),
+    "max": (F.K_VXM, J.V_MAX), "min": (F.K_VXM, J.V_MIN), "mov": (F.K_VXM, J.V_MOV),
+    "neg": (F.K_VXM, J.V_NEG), "abs": (F.K_VXM, J.V_ABS), "relu": (F.K_VXM, J.V_RELU),
+    "exp": (F.K_VXM, J.V_EXP), "rsqrt": (F.K_VXM, J.V_RSQRT), "tanh": (F.K_VXM, J.V_TANH),
+    "erf": (F.K_VXM, J.V_ERF), "addi": (F.K_VXM, F.X_ADDI), "muli": (F.K_VXM, F.X_MULI),
+    "maxi": (F.K_VXM, F.X_MAXI), "mini": (F.K_VXM, F.X_MINI), "cvt": (F.K_VXM, F.X_CVT),
+    "lw": (F.K_MXM, F.X_LW), "iw": (F.K_MXM, F.X_IW), "abc": (F.K_MXM, F.X_ABC),
+    "acc": (F.K_MXM, F.X_ACC),
+    "shiftup": (F.K_SXM, F.S_SHIFTUP), "shiftdown": (F.K_SXM, F.S_SHIFTDOWN),
+    "rotate": (F.K_SXM, F.S_ROTATE), "permute": (F.K_SXM, F.S_PERMUTE),
+    "distribute": (F.K_SXM, F.S_DISTRIBUTE), "transpose": (F.K_SXM, F.S_TRANSPOSE),
+    "deskew": (F.K_C2C, F.C_DESKEW), "send": (F.K_C2C, F.C_SEND),
+    "receive": (F.K_C2C, F.C_RECEIVE),
+}
+
+
+class CoreError(RuntimeError):
+    """The fast core hit a bound it computed itself: a bug in lpu-emu, never in the program."""
+
+
+# ---------------------------------------------------------------------------------------------
+# consistency of the frozen constants (numba compiles module globals in as constants)
+# ---------------------------------------------------------------------------------------------
+def helpers_hash() -> str:
+    """Hash of the modules compiled into the cached loop besides fast_loop.py itself."""
+    h = hashlib.sha256()
+    for mod in (J, E):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _check_constants(isa: Isa) -> None:
+    cols = ("CYCLE SRC OP DTYPE DTYPE2 QUEUE POS UNIT SA SB SC WA WB WC BANK ADDR IMM LAT OCC VIOL "
+            "VIOL_A VIOL_B NO_VALUE TWO_PRODUCERS BANK_CONFLICT WRONG_DTYPE NO_WEIGHTS ADDRESS "
+            "QUEUE_BUSY SYNC").split()
+    bad = [c for c in cols if getattr(F, c) != getattr(PL, c)]
+    bad += [name for name in ("ISSUE", "TAKE", "PLACE", "SREAD", "SWRITE", "INIT", "LW", "IW", "ABC",
+                              "ACC", "SEND", "RECV", "VIOL") if getattr(F, "EV_" + name) != getattr(E, name)]
+    codes = {"int8": J.INT8, "int32": J.INT32, "fp16": J.FP16, "bf16": J.BF16,
+             "fp8e4m3": J.FP8, "fp32": J.FP32}
+    bad += [n for n, code in codes.items() if n not in isa.dtypes or isa.dtypes[n].code != code]
+    bad += [n for n, code in codes.items() if n in isa.dtypes and isa.dtypes[n].width != J.WIDTH[code]]
+    if bad:
+        raise CoreError(f"lpu_emu/core/fast_loop.py or jit_ops.py is out of date with plan.py, "
+                        f"events.py or the ISA: {', '.join(bad)} differ; update the constants")
+
+
+def opmap(isa: Isa) -> np.ndarray:
+    """ISA opcode -> the loop's op code (kind * 32 + sub), -1 for instructions it lacks."""
+    table = np.full(256, -1, dtype=np.int64)
+    for ins in isa.instructions:
+        kind_sub = _OPS.get(ins.mnemonic.lower())
+        if kind_sub is not None:
+            table[ins.opcode] = kind_sub[0] * 32 + kind_sub[1]
+    return table
+
+
+def _nan_mode() -> int:
+    """How the reference's transcendentals treat a NaN input (numpy's SIMD tanh returns the
+    canonical NaN on some machines, libm keeps the payload): bit (op - V_EXP) set = canonical."""
+    from lpu_emu.core.ops import vxm
+
+    x = np.array([0xFFC12345], dtype=np.uint32).view(np.float32)
+    mode = 0
+    with np.errstate(all="ignore"):
+        for bit, fn in enumerate((vxm.exp, vxm.rsqrt, vxm.tanh, vxm.erf)):
+            r = int(np.asarray(fn(x), dtype=np.float32).view(np.uint32)[0])
+            if r == 0x7FC00000:
+                mode |= 1 << bit
+            elif r != 0xFFC12345:
+                raise CoreError(f"unexpected NaN from the reference's {fn.__name__}: {r:#x}")
+    return mode
+
+
+# ---------------------------------------------------------------------------------------------
+# sizing: every bound comes from the Plan
+# ---------------------------------------------------------------------------------------------
+def _pow2(n: int) -> int:
+    return 1 << max(1, int(n - 1).bit_length())
+
+
+def _window_max(cycles: np.ndarray, weights: np.ndarray, span: int) -> int:
+    """The largest sum of `weights` over issues whose cycles lie in any `span` consecutive
+    cycles (cycles sorted ascending)."""
+    if len(cycles) == 0:
+        return 0
+    cum = np.concatenate([[0], np.cumsum(weights, dtype=np.int64)])
+    lo = np.searchsorted(cycles, cycles - span + 1, side="left")
+    return int((cum[1:] - cum[lo]).max())
+
+
+class Sizes:
+    """The bounds of one run's structures (see fast_loop's docstring for what each holds)."""
+
+    def __init__(self, plan: Plan, ops: np.ndarray) -> None:
+        iss, chip = plan.issues, plan.chip
+        cyc, lat, wc = iss[:, PL.CYCLE], iss[:, PL.LAT], iss[:, PL.WC]
+        code = ops[iss[:, PL.OP] & 255] if len(iss) else np.zeros(0, np.int64)
+        self.positions = chip.positions
+        out = wc > 0
+        self.maxlat = int(lat[out].max()) if out.any() else 1
+        self.rd = _pow2(self.positions + self.maxlat + 2)
+        # a slot made while processing cycle c0 lives until its diagonal leaves the chip, at
+        # most c0 + maxlat + positions - 1: count the placements any such window makes
+        self.nv = _window_max(cyc, wc, self.maxlat + self.positions + 1) + 1
+        writes = (code == F.K_MEM * 32 + F.M_WRITE) | (code == F.K_MEM * 32 + F.M_SCATTER)
+        wlat = int(lat[writes].max()) if writes.any() else 1
+        self.rw = _pow2(wlat + 2)
+        self.nw = _window_max(cyc[writes], np.ones(int(writes.sum()), np.int64), wlat + 1) + 1
+        sends = code == F.K_C2C * 32 + F.C_SEND
+        slat = int(lat[sends].max()) if sends.any() else 1
+        self.rl = _pow2(slat + 2)
+        self.nl = _window_max(cyc[sends], np.ones(int(sends.sum()), np.int64), slat + 1) + 1
+        self.events = int(min(1 << 20, 64 + (iss[:, PL.WA] + iss[:, PL.WB] + 2 * wc + 4).sum()))
+        self.rows = int(min(1 << 17, 64 + 2 * wc.sum()))
+
+    def nbytes(self, lanes: int) -> int:
+        """Memory of the per-run structures (the SRAM and MXM state are the Machine's)."""
+        return (self.nv + 1) * (lanes + 56) + NCODES * self.rd * 16 + self.nw * (2 * lanes + 72) \
+            + self.nl * (4 * lanes + 56)
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------------
+def _validate(plan: Plan, machine: Machine, ops: np.ndarray) -> None:
+    """Refuse a plan whose fields would index outside the machine's arrays (the loop does no
+    bounds checks): a hand-made or foreign .lpx, never an assembled one."""
+    iss = plan.issues
+    if not len(iss):
+        return
+    code = ops[iss[:, PL.OP] & 255]
+    unknown = np.flatnonzero(code < 0)
+    if len(unknown):
+        raise CoreError(f"the fast core has no semantics for opcode {int(iss[unknown[0], PL.OP]):#x}")
+    kind = code >> 5
+    mem = kind == F.K_MEM
+    banks = machine.sram.shape[1]
+    if mem.any() and ((iss[mem, PL.BANK] < 0) | (iss[mem, PL.BANK] >= banks)).any():
+        raise LoadError(f"an SRAM bank outside 0..{banks - 1} in the program")
+    maps = (code == F.K_SXM * 32 + F.S_PERMUTE) | (code == F.K_SXM * 32 + F.S_DISTRIBUTE)
+    if maps.any() and (iss[maps, PL.IMM] >= len(machine.lanemaps)).any():
+        raise LoadError("a lane map index past the program's lane maps")
+    streams = np.concatenate([iss[:, PL.SA], iss[:, PL.SB], iss[:, PL.SC]])
+    if streams.max() > 127:
+        raise LoadError("a stream code past 127 in the program")
+
+
+def _state(plan: Plan, machine: Machine, lenient: bool, trace: bool, sz: Sizes, nan_mode: int):
+    chip, lanes = plan.chip, machine.chip.lanes
+    params = np.zeros(F.NPARAMS, np.int64)
+    params[F.P_LANES], params[F.P_POSITIONS], params[F.P_RD] = lanes, sz.positions, sz.rd
+    params[F.P_NV], params[F.P_RW], params[F.P_RL], params[F.P_NL] = sz.nv, sz.rw, sz.rl, sz.nl
+    params[F.P_MEMSIZE] = machine.sram.shape[2]
+    params[F.P_BANKS] = machine.sram.shape[1]
+    params[F.P_ROWS], params[F.P_COLS] = int(chip.p("mxm_rows")), int(chip.p("mxm_cols"))
+    params[F.P_NACC] = machine.acc.shape[1]
+    params[F.P_BLOCK] = int(chip.p("superlane_lanes"))
+    params[F.P_LENIENT], params[F.P_TRACE], params[F.P_NANMODE] = int(lenient), int(trace), nan_mode
+    regs = np.zeros(F.NREGS, np.int64)
+    planes = machine.acc.shape[0]
+    regs[F.R_VERCTR] = 2 * planes + 2
+    mach = (machine.sram, machine.lanemaps, machine.wbuf, machine.wbuf_rows, machine.weights,
+            machine.weights_at, machine.pending, machine.pending_at, machine.acc)
+    nv = sz.nv
+    s_expire = np.full(nv + 1, F._NEVER, np.int64)
+    s_expire[nv] = 1 << 62
+    st = (np.full(NCODES * sz.rd, F._NEVER, np.int64), np.full(NCODES * sz.rd, -1, np.int64),
+          np.zeros((nv + 1, lanes), np.uint8), np.zeros(nv + 1, np.int64),
+          np.zeros(nv + 1, np.int64), np.zeros(nv + 1, np.int64), np.full(nv + 1, -1, np.int64),
+          s_expire, np.full(nv + 1, -1, np.int64))
+    nw, units, banks = sz.nw, machine.sram.shape[0], machine.sram.shape[1]
+    wr = (np.zeros(nw, np.int64), np.zeros(nw, np.int64), np.zeros(nw, np.int64),
+          np.zeros(nw, np.int64), np.zeros(nw, np.int64), np.zeros(nw, np.int64),
+          np.zeros((nw, lanes), np.uint8), np.zeros((nw, lanes), np.uint8),
+          np.zeros((nw, 2), np.int64), np.zeros(nw, np.int64), np.arange(nw, dtype=np.int64),
+          np.full((units, banks, sz.rw), F._NEVER, np.int64), np.full((units, banks), -1, np.int64))
+    nl = sz.nl
+    ln = (np.full(sz.rl, F._NEVER, np.int64), np.full(sz.rl, -1, np.int64),
+          np.full(nl, F._NEVER, np.int64), np.zeros(nl, np.int64), np.zeros(nl, np.int64),
+          np.zeros(nl, np.int64), np.zeros(nl, np.int64), np.full(nl, -1, np.int64),
+          np.zeros((nl, 4, lanes), np.uint8))
+    wver = np.zeros((planes, 2), np.int64)
+    wver[:, 0] = 2 * np.arange(planes) + 1
+    wver[:, 1] = 2 * np.arange(planes) + 2
+    mx = (wver, np.zeros((planes, int(chip.p("mxm_rows")), lanes), np.float32),
+          np.full((planes, 2), -1, np.int64))
+    if trace:
+        tr = (np.zeros((sz.events, 8), np.int64), np.zeros((sz.rows, lanes), np.uint8))
+        touched = np.zeros(machine.sram.shape[0] * banks * machine.sram.shape[2], np.uint8)
+    else:
+        tr = (np.zeros((1, 8), np.int64), np.zeros((1, lanes), np.uint8))
+        touched = np.zeros(1, np.uint8)
+    z = (np.zeros(16, np.int64), np.zeros(16, np.int64), np.zeros(lanes, np.int64),
+         np.zeros(lanes, np.int64), np.zeros(lanes, np.int64), np.zeros(lanes, np.uint32),
+         np.zeros(lanes, np.uint32), np.zeros(lanes, np.uint32), np.zeros((16, lanes), np.uint8),
+         np.zeros(lanes, np.uint32), np.zeros(lanes, np.float32), np.zeros(lanes, np.int64))
+    return params, regs, mach, st, wr, ln, mx, tr, touched, z
+
+
+def _grow(a: np.ndarray) -> np.ndarray:
+    out = np.zeros((2 * a.shape[0],) + a.shape[1:], a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+_first_call = True
+
+
+def _call(fn, *args):
+    """Call the loop; on the first call of a process, say so if it is compiling."""
+    global _first_call
+    if not _first_call:
+        return fn(*args)
+    _first_call = False
+    msg = f"compiling the lpu-emu core (first run, ~{COMPILE_SECONDS} s)..."
+    timer = threading.Timer(1.0, lambda: print(msg, file=sys.stderr, flush=True))
+    timer.daemon = True
+    timer.start()
+    try:
+        return fn(*args)
+    finally:
+        timer.cancel()
+
+
+def run_plan(plan: Plan, machine: Machine, lenient: bool, trace: bool = False,
+             isa: Isa | None = None) -> tuple[list[RawViolation], int, EventLog | None]:
+    """Run `plan` on `machine` (mutated in place): the contract of lpu_emu/core/reference.py."""
+    isa = isa or default_isa()
+    _check_constants(isa)
+    ops = opmap(isa)
+    _validate(plan, machine, ops)
+    sz = Sizes(plan, ops)
+    params, regs, mach, st, wr, ln, mx, tr, touched, z = _state(plan, machine, lenient, trace, sz,
+                                                                 _nan_mode())
+    found = np.zeros((9, 4), np.int64)
+    viol = np.zeros((64, 6), np.int64)
+    issues = np.ascontiguousarray(plan.issues, dtype=np.int64)
+    if issues.ndim != 2 or issues.shape[1] != PL.NCOL:
+        issues = np.zeros((0, PL.NCOL), np.int64)
+    while True:
+        status = _call(F.run_issues, issues, ops, params, regs, found, mach, st, wr, ln, mx, tr,
+                       touched, viol, z)
+        if status == F.ST_GROW_VIOL:
+            viol = _grow(viol)
+        elif status == F.ST_GROW_TRACE:
+            tr = (_grow(tr[0]), _grow(tr[1]))
+        else:
+            break
+    if status >= F.ST_FULL_STREAMS:
+        raise CoreError(f"fast core: status {status} at issue {int(regs[F.R_K])} "
+                        f"(detail {int(regs[F.R_ERR])}); a bound computed from the plan was too small")
+    stopped = int(regs[F.R_K]) if status == F.ST_STOPPED else -1
+    violations = [tuple(r) for r in viol[: regs[F.R_NVIOL]].tolist()]
+    log = None
+    if trace:
+        meta = {"chip": plan.chip.name, "lanes": machine.chip.lanes, "positions": sz.positions,
+                "mem_addresses_per_bank": int(machine.sram.shape[2]), "issues": len(issues),
+                "stopped_at": stopped}
+        log = EventLog(tr[0][: regs[F.R_NEV]].copy(), tr[1][: regs[F.R_NEVH]].copy(), meta)
+    return violations, stopped, log  # type: ignore[return-value]
+
+
+def warm_up() -> float:
+    """Compile (or load from the cache) the loop by running an empty plan; returns seconds."""
+    t0 = time.perf_counter()
+    from lpu_emu.core.state import new_machine
+    from lpu_emu.program import Program
+    from lpu_emu.spec import get_chip
+
+    chip = get_chip("tsp-v1")
+    prog = Program(chip.name, *(np.zeros(0, dt) for dt in ("<i8", "<i2", "<u8", "<i2", "<i4", "<i2")))
+    plan = PL.make_plan(prog, chip, default_isa())
+    run_plan(plan, new_machine(chip, prog), lenient=True)
+    return time.perf_counter() - t0

@@ -1,0 +1,425 @@
+"""Numba helpers of the fast core: number-format conversions on bits, and lane kernels.
+
+numba has no float16 arithmetic on the CPU, and the core must equal numpy (fp16) and
+lpu_emu.numerics (bf16, fp8e4m3fn) bit for bit, NaN payloads included, so every conversion is
+written here on integer bits, after numpy's own `npy_floatbits_to_halfbits` /
+`npy_halfbits_to_floatbits` (software: payloads shift, signalling NaNs stay signalling). The tests
+check them exhaustively (every fp16, bf16 and fp8 code; millions of fp32 inputs).
+
+Bit manipulation is done on int64 (numba turns uint64 op int64 into float64); scalars become
+float32 through `.view`, which numba compiles to a register move.
+
+The cache does not notice edits here when a caller in fast.py is loaded from disk: fast.py keeps
+a hash of this file (`_HELPERS_HASH`) and a test fails until it is updated, which also changes
+fast.py and so invalidates its cache.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit as _njit
+from numba.extending import register_jitable
+
+
+def njit(fn):
+    """A helper of the core: compiled into the jitted function that calls it (not a dispatcher
+    of its own: each dispatcher re-optimises its whole call tree, which made a cold compile of
+    the core take twice as long), with numpy's error model (a float division by zero gives inf
+    or NaN, never ZeroDivisionError). Called from Python, it runs as plain Python."""
+    return register_jitable(error_model="numpy")(fn)
+
+
+def entry(fn):
+    """A jitted entry point, callable from Python: cached on disk, numpy's error model."""
+    return _njit(cache=True, error_model="numpy")(fn)
+
+# dtype codes (isa/lpu.toml [dtypes]); fast.py checks them against the loaded Isa
+INT8, INT32, FP16, BF16, FP8, FP32 = 1, 2, 3, 4, 5, 6
+# width in bytes (= streams) of each dtype code, index = code
+WIDTH = np.array([0, 1, 4, 2, 2, 1, 4], dtype=np.int64)
+
+_QNAN = 0x7FC00000  # the canonical quiet NaN (numpy's np.nan as float32)
+_INDEFINITE = 0xFFC00000  # the x86 default NaN of an invalid operation (inf - inf, 0 * inf)
+
+
+# ---------------------------------------------------------------------------------------------
+# scalar bit conversions; every argument and result is an int64 holding the unsigned bits
+# ---------------------------------------------------------------------------------------------
+@njit
+def f32_from_bits(b):
+    """int64 bits -> float32 value."""
+    return np.uint32(b).view(np.float32)
+
+
+@njit
+def f32_bits(x):
+    """float32 value -> int64 bits."""
+    return np.int64(np.float32(x).view(np.uint32))
+
+
+@njit
+def f16_to_f32_bits(h):
+    """fp16 bits -> fp32 bits, as numpy: NaN payloads shift left by 13, signalling stays."""
+    sign = (h & 0x8000) << 16
+    e = (h >> 10) & 0x1F
+    m = h & 0x3FF
+    if e == 0:
+        if m == 0:
+            return sign
+        # subnormal: m * 2^-24 is exact in fp32
+        return sign | f32_bits(np.float32(m) * np.float32(5.9604644775390625e-08))
+    if e == 31:
+        return sign | 0x7F800000 | (m << 13)
+    return sign | ((e + 112) << 23) | (m << 13)
+
+
+@njit
+def f32_to_f16_bits(f):
+    """fp32 bits -> fp16 bits, round to nearest even, as numpy's npy_floatbits_to_halfbits."""
+    sign = (f >> 16) & 0x8000
+    fe = f & 0x7F800000
+    fs = f & 0x007FFFFF
+    if fe >= 0x47800000:
+        if fe == 0x7F800000 and fs != 0:
+            r = 0x7C00 + (fs >> 13)
+            if r == 0x7C00:
+                r += 1  # keep it a NaN
+            return sign + r
+        return sign + 0x7C00  # inf, or overflow to inf
+    if fe <= 0x38000000:
+        if fe < 0x33000000:
+            return sign  # too small even for a subnormal: signed zero
+        e = fe >> 23
+        sig = 0x00800000 + fs
+        sig >>= 113 - e
+        if (sig & 0x3FFF) != 0x1000 or (f & 0x7FF) != 0:
+            sig += 0x1000
+        return sign + (sig >> 13)
+    he = (fe - 0x38000000) >> 13
+    sig = fs
+    if (sig & 0x3FFF) != 0x1000:
+        sig += 0x1000
+    return sign + he + (sig >> 13)  # a carry out of the significand bumps the exponent
+
+
+@njit
+def bf16_to_f32_bits(b):
+    return b << 16
+
+
+@njit
+def f32_to_bf16_bits(f):
+    """Round to nearest even; a NaN becomes the canonical quiet NaN with its sign."""
+    if (f & 0x7F800000) == 0x7F800000 and (f & 0x007FFFFF) != 0:
+        return ((f >> 16) & 0x8000) | 0x7FC0
+    return (f + 0x7FFF + ((f >> 16) & 1)) >> 16
+
+
+@njit
+def fp8_to_f32_bits(b):
+    """fp8e4m3fn bits -> fp32 bits; both NaN codes decode to the canonical +NaN (numerics.py)."""
+    if (b & 0x7F) == 0x7F:
+        return _QNAN
+    sign = (b & 0x80) << 24
+    e = (b >> 3) & 0xF
+    m = b & 0x7
+    if e == 0:
+        if m == 0:
+            return sign
+        return sign | f32_bits(np.float32(m) * np.float32(0.001953125))  # m * 2^-9, exact
+    return sign | ((e + 120) << 23) | (m << 20)
+
+
+@njit
+def f32_to_fp8_bits(f):
+    """Round to nearest even onto the e4m3fn grid; past 464 (ties to even) and NaN give NaN."""
+    sign = (f >> 24) & 0x80
+    a = f & 0x7FFFFFFF
+    if a > 0x7F800000:
+        return sign | 0x7F
+    if a < 0x3C800000:  # below 2^-6: subnormal grid, steps of 2^-9
+        q = np.rint(f32_from_bits(a) * np.float32(512.0))
+        return sign | np.int64(q)  # q = 8 is code 0x08, the smallest normal: still right
+    e = (a >> 23) - 120  # the fp8 exponent field, >= 1 here
+    if e > 15:
+        return sign | 0x7F
+    code = (e << 3) | ((a >> 20) & 0x7)
+    rest = a & 0xFFFFF
+    if rest > 0x80000 or (rest == 0x80000 and (code & 1) == 1):
+        code += 1
+    if code > 0x7F:
+        code = 0x7F
+    return sign | code
+
+
+@njit
+def decode_f32_bits(code, dtype):
+    """Raw lane bits of a float dtype -> fp32 bits (fp32: as is)."""
+    if dtype == FP16:
+        return f16_to_f32_bits(code)
+    if dtype == BF16:
+        return bf16_to_f32_bits(code)
+    if dtype == FP8:
+        return fp8_to_f32_bits(code)
+    return code
+
+
+@njit
+def encode_f32_bits(f, dtype):
+    """fp32 bits -> raw lane bits of a float dtype, rounding to nearest even."""
+    if dtype == FP16:
+        return f32_to_f16_bits(f)
+    if dtype == BF16:
+        return f32_to_bf16_bits(f)
+    if dtype == FP8:
+        return f32_to_fp8_bits(f)
+    return f
+
+
+# vectorised forms for tests and the Python side (one call per array, never per element)
+@entry
+def map_bits(src, kind):
+    """Apply one converter to every element of an int64 array: kind 0 f16->f32, 1 f32->f16,
+    2 bf16->f32, 3 f32->bf16, 4 fp8->f32, 5 f32->fp8."""
+    out = np.empty(src.size, dtype=np.int64)
+    for i in range(src.size):
+        x = src[i]
+        if kind == 0:
+            out[i] = f16_to_f32_bits(x)
+        elif kind == 1:
+            out[i] = f32_to_f16_bits(x)
+        elif kind == 2:
+            out[i] = bf16_to_f32_bits(x)
+        elif kind == 3:
+            out[i] = f32_to_bf16_bits(x)
+        elif kind == 4:
+            out[i] = fp8_to_f32_bits(x)
+        else:
+            out[i] = f32_to_fp8_bits(x)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# lane kernels: byte planes <-> lane values; one loop per call, the switch outside the loop
+# ---------------------------------------------------------------------------------------------
+@njit
+def gather_lanes(heap, sl, w, lanes, out):
+    """out[l] = the w byte planes (rows sl[0..w-1] of heap) of lane l, little-endian, unsigned."""
+    s0 = sl[0]
+    if w == 1:
+        for lane in range(lanes):
+            out[lane] = heap[s0, lane]
+    elif w == 2:
+        s1 = sl[1]
+        for lane in range(lanes):
+            out[lane] = np.int64(heap[s0, lane]) | (np.int64(heap[s1, lane]) << 8)
+    else:
+        s1, s2, s3 = sl[1], sl[2], sl[3]
+        for lane in range(lanes):
+            out[lane] = (np.int64(heap[s0, lane]) | (np.int64(heap[s1, lane]) << 8)
+                         | (np.int64(heap[s2, lane]) << 16) | (np.int64(heap[s3, lane]) << 24))
+
+
+@njit
+def decode_lanes(heap, sl, dtype, lanes, iv, fb):
+    """Decode a stream group: integers into iv (int64, sign-extended), floats into fb (fp32
+    bits, exact; a float32 view of fb is what ops compute on)."""
+    w = WIDTH[dtype]
+    gather_lanes(heap, sl, w, lanes, iv)
+    if dtype == INT8:
+        for lane in range(lanes):
+            iv[lane] = iv[lane] - ((iv[lane] & 0x80) << 1)
+    elif dtype == INT32:
+        for lane in range(lanes):
+            iv[lane] = iv[lane] - ((iv[lane] & 0x80000000) << 1)
+    elif dtype == FP32:
+        for lane in range(lanes):
+            fb[lane] = iv[lane]
+    else:
+        for lane in range(lanes):
+            fb[lane] = decode_f32_bits(iv[lane], dtype)
+
+
+@njit
+def encode_ints(iv, dtype, lanes, out):
+    """Integer lane values -> byte planes of dtype (the low bytes: two's-complement wrap)."""
+    for p in range(WIDTH[dtype]):
+        sh = 8 * p
+        for lane in range(lanes):
+            out[p, lane] = (iv[lane] >> sh) & 0xFF
+
+
+@njit
+def encode_floats(fb, dtype, lanes, out):
+    """fp32 bits -> byte planes of a float dtype, rounding to nearest even."""
+    if dtype == FP32:
+        for lane in range(lanes):
+            b = np.int64(fb[lane])
+            out[0, lane] = b & 0xFF
+            out[1, lane] = (b >> 8) & 0xFF
+            out[2, lane] = (b >> 16) & 0xFF
+            out[3, lane] = (b >> 24) & 0xFF
+        return
+    w = WIDTH[dtype]
+    for lane in range(lanes):
+        b = encode_f32_bits(np.int64(fb[lane]), dtype)
+        out[0, lane] = b & 0xFF
+        if w == 2:
+            out[1, lane] = (b >> 8) & 0xFF
+
+
+@njit
+def is_nan_bits(b):
+    return (b & 0x7FFFFFFF) > 0x7F800000
+
+
+@njit
+def nan_rule(xb, yb, rb):
+    """The NaN a float op x (op) y gives, as numpy on x86 (SSE): x quieted if x is a NaN, else y
+    quieted if y is, else the NaN the hardware made (invalid operation)."""
+    if is_nan_bits(xb):
+        return xb | 0x400000
+    if is_nan_bits(yb):
+        return yb | 0x400000
+    return rb
+
+
+# VXM ALU operations (fast.py maps mnemonics to these)
+V_ADD, V_SUB, V_MUL, V_MAX, V_MIN, V_MOV, V_NEG, V_ABS, V_RELU = 0, 1, 2, 3, 4, 5, 6, 7, 8
+V_EXP, V_RSQRT, V_TANH, V_ERF = 9, 10, 11, 12
+
+
+@njit
+def float_op(op, xb, yb, rb, lanes, nan_mode):
+    """rb = op(x, y) on fp32 bits (x, y, r are uint32 arrays; the ops see their float32 views).
+    nan_mode: bit (op - V_EXP) set: that transcendental of a NaN is the canonical quiet NaN (as
+    numpy's SIMD tanh gives), else the input NaN quieted (fast.py probes the reference's ops)."""
+    x, y, r = xb.view(np.float32), yb.view(np.float32), rb.view(np.float32)
+    if op <= V_MUL:
+        if op == V_ADD:
+            for lane in range(lanes):
+                r[lane] = x[lane] + y[lane]
+        elif op == V_SUB:
+            for lane in range(lanes):
+                r[lane] = x[lane] - y[lane]
+        else:
+            for lane in range(lanes):
+                r[lane] = x[lane] * y[lane]
+        nans = 0
+        for lane in range(lanes):
+            nans += r[lane] != r[lane]
+        if nans:
+            for lane in range(lanes):
+                if r[lane] != r[lane]:
+                    rb[lane] = nan_rule(np.int64(xb[lane]), np.int64(yb[lane]), np.int64(rb[lane]))
+    elif op == V_MAX:  # x if x >= y or x is NaN, else y (bits move as they are)
+        for lane in range(lanes):
+            rb[lane] = xb[lane] if (x[lane] >= y[lane] or x[lane] != x[lane]) else yb[lane]
+    elif op == V_MIN:
+        for lane in range(lanes):
+            rb[lane] = xb[lane] if (x[lane] <= y[lane] or x[lane] != x[lane]) else yb[lane]
+    elif op == V_MOV:
+        for lane in range(lanes):
+            rb[lane] = xb[lane]
+    elif op == V_NEG:
+        for lane in range(lanes):
+            rb[lane] = xb[lane] ^ np.uint32(0x80000000)
+    elif op == V_ABS:
+        for lane in range(lanes):
+            rb[lane] = xb[lane] & np.uint32(0x7FFFFFFF)
+    elif op == V_RELU:
+        for lane in range(lanes):
+            rb[lane] = xb[lane] if (x[lane] > 0 or x[lane] != x[lane]) else np.uint32(0)
+    else:
+        transcendental(op, x, r, lanes)
+        for lane in range(lanes):
+            if x[lane] != x[lane]:
+                if (nan_mode >> (op - V_EXP)) & 1:
+                    rb[lane] = 0x7FC00000
+                else:
+                    rb[lane] = xb[lane] | np.uint32(0x400000)
+
+
+@njit
+def transcendental(op, x, r, lanes):
+    """In float64 from the fp32 input, rounded to fp32 (design.md 10.7); libm's functions."""
+    for lane in range(lanes):
+        v = np.float64(x[lane])
+        if op == V_EXP:
+            r[lane] = np.float32(math.exp(v))
+        elif op == V_RSQRT:
+            r[lane] = np.float32(1.0 / math.sqrt(v))
+        elif op == V_TANH:
+            r[lane] = np.float32(math.tanh(v))
+        else:
+            r[lane] = np.float32(math.erf(v))
+
+
+@njit
+def int_op(op, x, y, r, lanes):
+    """r = op(x, y) on int64 lane values; the wrap-around happens when the low bytes are encoded."""
+    if op == V_ADD:
+        for lane in range(lanes):
+            r[lane] = x[lane] + y[lane]
+    elif op == V_SUB:
+        for lane in range(lanes):
+            r[lane] = x[lane] - y[lane]
+    elif op == V_MUL:
+        for lane in range(lanes):
+            r[lane] = x[lane] * y[lane]
+    elif op == V_MAX:
+        for lane in range(lanes):
+            r[lane] = x[lane] if x[lane] >= y[lane] else y[lane]
+    elif op == V_MIN:
+        for lane in range(lanes):
+            r[lane] = x[lane] if x[lane] <= y[lane] else y[lane]
+    elif op == V_MOV:
+        for lane in range(lanes):
+            r[lane] = x[lane]
+    elif op == V_NEG:
+        for lane in range(lanes):
+            r[lane] = -x[lane]
+    elif op == V_ABS:
+        for lane in range(lanes):
+            r[lane] = x[lane] if x[lane] >= 0 else -x[lane]
+    elif op == V_RELU:
+        for lane in range(lanes):
+            r[lane] = x[lane] if x[lane] > 0 else 0
+
+
+@njit
+def int_range(dtype):
+    if dtype == INT8:
+        return -128, 127
+    return -2147483648, 2147483647
+
+
+@njit
+def convert(src, dst, iv, fb, lanes):
+    """Cvt.src.dst in place: the result is in iv (integer dst) or fb (float dst), before dst's
+    rounding. Floats to integers round half to even and saturate, NaN -> 0; integers to floats
+    go through fp32."""
+    src_int = src == INT8 or src == INT32
+    dst_int = dst == INT8 or dst == INT32
+    f = fb.view(np.float32)
+    if dst_int:
+        lo, hi = int_range(dst)
+        for lane in range(lanes):
+            if src_int:
+                v = iv[lane]
+                iv[lane] = lo if v < lo else (hi if v > hi else v)
+            else:
+                d = np.rint(np.float64(f[lane]))
+                if d != d:
+                    iv[lane] = 0
+                elif d < lo:
+                    iv[lane] = lo
+                elif d > hi:
+                    iv[lane] = hi
+                else:
+                    iv[lane] = np.int64(d)
+    elif src_int:
+        for lane in range(lanes):
+            f[lane] = np.float32(iv[lane])
