@@ -1,7 +1,7 @@
 """The disassembler: a Program back to assembly that reassembles to the same bytes.
 
 It writes `.chip`, every source file as `.file N, "name"`, every tensor as `.tensor` (plus `.hex`
-with its SRAM image when it has data; one quoted string per 320-byte vector), every lane map, and
+with its SRAM image when it has data; one quoted string per vector), every lane map, and
 every instruction with its queue and absolute `@cycle`, preceded by `.loc` whenever the source
 position changes, so that `assemble_text(disassemble(p)) == p` byte for byte for any program the
 assembler produces. SRAM operands inside a tensor of the instruction's slice print as `name[k]`,
@@ -29,7 +29,6 @@ from lpu_emu.spec.encoding import decode, stream_text
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 _QUOTE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
-HEX_VECTOR = 320  # bytes per quoted .hex string (one vector on the reference presets)
 
 
 def disassemble(program: Program) -> str:
@@ -124,7 +123,8 @@ class _Disassembler:
                 raise self.fail(f"the data segments of tensor {t.name!r} do not match its layout")
             used.update(id(f) for f in found)
             image = b"".join(f.data for f in found)  # type: ignore[union-attr]
-            chunks = [image[k : k + HEX_VECTOR].hex() for k in range(0, len(image), HEX_VECTOR)]
+            step = self.chip.lanes  # one quoted string per vector
+            chunks = [image[k : k + step].hex() for k in range(0, len(image), step)]
             out.append(f".hex {t.name}, " + ", ".join(f'"{c}"' for c in chunks))
         for s in self.p.segments:
             if id(s) not in used:

@@ -5,8 +5,8 @@ the preset or the value of a symbol (forward labels included) waits for pass 2 (
 
 Choices where design.md section 9 is silent:
 - Labels, `.equ` constants, tensors and lane maps share one case-sensitive namespace; defining a
-  name twice is an error (there is no `.set`). Names of the stream form (`S4E`) and the float
-  words `inf`, `nan`, `f32` cannot be symbols.
+  name twice is an error (there is no `.set`). Names of the stream form (`S4E`), names starting
+  with `.` (directives) and the float words `inf`, `nan`, `f32` cannot be symbols.
 - A tensor name in an expression stands for its base address.
 - A label names the issue cycle of the next instruction line (of the same line if it has one);
   a label with no instruction after it is an error.
@@ -99,6 +99,9 @@ class Unit:
 
     # ---- names ----
     def define(self, name: str, kind: str, where: Where, **kw) -> SymDef:
+        if name.startswith("."):
+            raise error(where, f"'{name}' starts with '.' like a directive and cannot name a "
+                        f"{KIND_NAMES[kind]}")
         if STREAM_RE.fullmatch(name):
             raise error(where, f"'{name}' is a stream name and cannot name a {KIND_NAMES[kind]}")
         if name.lower() in RESERVED:

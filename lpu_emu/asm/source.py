@@ -82,7 +82,6 @@ class _Frame:
     lines: list[SrcLine]
     key: object = None  # resolved path of a file frame; None for a macro expansion
     display: str = ""
-    display_dir: str = ""
     pos: int = 0
     collecting: Macro | None = None
     nest: int = 0
@@ -118,21 +117,23 @@ class Preprocessor:
     def __init__(self, reserved_names: frozenset[str] = frozenset()):
         self.files: list[str] = []  # display names, in the order first read
         self._file_ids: dict[object, int] = {}
+        self._display_dirs: dict[int, str] = {}  # file id -> directory shown for its includes
         self.macros: dict[str, Macro] = {}
         self.reserved = reserved_names  # upper-case names a macro may not take (queues)
         self.expansions = 0
         self.expanded_lines = 0
 
-    def file_id(self, key: object, display: str) -> int:
+    def file_id(self, key: object, display: str, display_dir: str) -> int:
         if key not in self._file_ids:
             self._file_ids[key] = len(self.files)
+            self._display_dirs[len(self.files)] = display_dir
             self.files.append(display)
         return self._file_ids[key]
 
     def run(self, text: str, display: str, key: object, directory: Path,
             display_dir: str) -> Iterator[SrcLine]:
-        fid = self.file_id(key, display)
-        stack = [_Frame(file_lines(text, display, fid, directory), key, display, display_dir)]
+        fid = self.file_id(key, display, display_dir)
+        stack = [_Frame(file_lines(text, display, fid, directory), key, display)]
         while stack:
             frame = stack[-1]
             if frame.pos >= len(frame.lines):
@@ -278,7 +279,6 @@ class Preprocessor:
                         f"unexpected '{t.text}' after the .include file name")
         w = line.where(tok.col, len(tok.text))
         name = str(tok.value)
-        frame = next(f for f in reversed(stack) if f.key is not None)
         if sum(1 for f in stack if f.key is not None) >= MAX_INCLUDE_DEPTH:
             raise error(w, f"includes nested more than {MAX_INCLUDE_DEPTH} deep")
         try:
@@ -287,7 +287,7 @@ class Preprocessor:
             if os.path.isabs(name):
                 display = name
             else:
-                display = os.path.normpath(os.path.join(frame.display_dir, name))
+                display = os.path.normpath(os.path.join(self._display_dirs[line.file_id], name))
         except (OSError, ValueError, RuntimeError) as exc:
             raise error(w, f"cannot open include file '{name}': {exc}") from None
         chain = [f for f in stack if f.key is not None]
@@ -301,9 +301,9 @@ class Preprocessor:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise error(w, f"cannot open include file '{name}': {reason}") from None
         text = decode_source(data, display, f"included at {line.file}:{line.lineno}")
-        fid = self.file_id(key, display)
+        fid = self.file_id(key, display, os.path.dirname(display))
         lines = file_lines(text, self.files[fid], fid, path.parent)
-        stack.append(_Frame(lines, key, display, os.path.dirname(display)))
+        stack.append(_Frame(lines, key, self.files[fid]))
 
 
 def _usage(macro: Macro) -> str:

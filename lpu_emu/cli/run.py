@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from lpu_emu.cli.common import make_console, write_atomically
+from lpu_emu.cli.common import make_console, write_all_atomically
 from lpu_emu.errors import LoadError, UsageError
 from lpu_emu.program import Program
 from lpu_emu.spec.chip import chip_names
@@ -37,12 +37,18 @@ def split_pair(text: str, option: str) -> tuple[str, str | None]:
 
 
 def read_npy(name: str, file: str) -> np.ndarray:
+    """A .npy file's array (no pickles); UsageError naming the option for anything else."""
+    where = f"--input {name}={file}"
     try:
-        return np.load(file, allow_pickle=False)
+        with open(file, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise UsageError(f"{where}: not a .npy file (no NUMPY header)")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
     except FileNotFoundError:
-        raise UsageError(f"--input {name}={file}: no such file") from None
+        raise UsageError(f"{where}: no such file") from None
     except (OSError, ValueError, EOFError) as exc:
-        raise UsageError(f"--input {name}={file}: not a readable .npy file ({exc})") from None
+        raise UsageError(f"{where}: not a readable .npy file ({exc})") from None
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -55,12 +61,6 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
-
-
-def _write_all(files: dict[Path, bytes]) -> None:
-    """Every output or none: each file is atomic, and nothing is written before all are built."""
-    for path, data in files.items():
-        write_atomically(path, data)
 
 
 @click.command(epilog="""\b
@@ -123,7 +123,7 @@ def run(program: Path, chip: str | None, inputs: tuple[str, ...], outputs: tuple
     files = {Path(file): npy_bytes(result.tensor(name)) for name, file in wanted if file}
     if save_outputs is not None:
         files[save_outputs] = npz_bytes({t.name: result.tensor(t.name) for t in prog.symbols})
-    _write_all(files)
+    write_all_atomically(files)
     if trace_out is not None:
         if result.events is None:
             raise LoadError("the run recorded no event log")

@@ -56,6 +56,7 @@ from lpu_emu.core.jit_ops import (
     is_nan_bits,
     nan_rule,
     njit,
+    tiny,
 )
 
 # ---- Plan columns and violation kinds: frozen copies (numba compiles globals as constants);

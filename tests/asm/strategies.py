@@ -136,9 +136,9 @@ def programs(draw, chip_name: str = "lp30", max_instructions: int = 25) -> str:
                       and (ins.alu != "large" or s.unit in large)]
         if ins.occupancy == "repeat":
             queues = [s for s in queues if s.name in prev_icu and not prev_icu[s.name]]
-        if any(op.kind == "lanemap" for op in ins.operands):
-            if not maps["perm" if ins.mnemonic == "Permute" else "any"]:
-                continue
+        pool = maps["perm" if ins.mnemonic == "Permute" else "any"]
+        if any(op.kind == "lanemap" for op in ins.operands) and not pool:
+            continue
         if not queues:
             continue
         q = draw(st.sampled_from(queues))
@@ -150,10 +150,9 @@ def programs(draw, chip_name: str = "lp30", max_instructions: int = 25) -> str:
             if op.kind == "dtype2":
                 continue
             if op.kind == "stream":
+                acc = isa.dtypes[ACC_DTYPE.get(dtype.name if dtype else "", "fp32")]
                 width = {"dtype": dtype.width if dtype else 1, "one": 1, "sg16": SG16,
-                         "dtype2": dtype2.width if dtype2 else 1,
-                         "acc": isa.dtypes[ACC_DTYPE.get(dtype.name if dtype else "", "fp32")].width,
-                         }[op.width]
+                         "dtype2": dtype2.width if dtype2 else 1, "acc": acc.width}[op.width]
                 ops.append(_stream(draw, width, streams))
             elif op.kind == "mem":
                 here = [t for t in tensors if q.name in t[2]]
@@ -164,14 +163,15 @@ def programs(draw, chip_name: str = "lp30", max_instructions: int = 25) -> str:
                     ops.append(f"{name}[{k}]" if form == 0 else f"{name}+{k}" if form == 1 or k
                                else name)
                 else:
-                    ops.append(f"{draw(st.integers(0, banks - 1))}:{draw(st.integers(0, addrs - 1))}")
+                    bank, addr = draw(st.integers(0, banks - 1)), draw(st.integers(0, addrs - 1))
+                    ops.append(f"{bank}:{addr}")
             elif op.kind == "imm32":
                 if dtype is not None and dtype.kind == "float":
                     ops.append(_float_text(draw))
                 else:
                     ops.append(str(draw(st.integers(-(1 << 31), (1 << 31) - 1))))
             elif op.kind == "lanemap":
-                ops.append(draw(st.sampled_from(maps["perm" if ins.mnemonic == "Permute" else "any"])))
+                ops.append(draw(st.sampled_from(pool)))
             elif op.kind == "link":
                 ops.append(str(draw(st.integers(0, int(chip.p("c2c_links_per_edge")) - 1))))
             elif op.kind == "simm":
@@ -199,10 +199,7 @@ def programs(draw, chip_name: str = "lp30", max_instructions: int = 25) -> str:
             timing = f"+{cycle}"
         elif choice == 1 and labels:
             lbl = draw(st.sampled_from(sorted(labels)))
-            if labels[lbl] <= cycle:
-                timing = f"@{lbl}+{cycle - labels[lbl]}"
-            else:
-                timing = f"@{cycle}"
+            timing = f"@{lbl}+{cycle - labels[lbl]}" if labels[lbl] <= cycle else f"@{cycle}"
         else:
             timing = f"@{cycle}"
         prefix = ""
@@ -210,7 +207,8 @@ def programs(draw, chip_name: str = "lp30", max_instructions: int = 25) -> str:
             lbl = f"L{len(labels)}"
             labels[lbl] = cycle
             prefix = f"{lbl}: "
-        mn = ins.mnemonic + (f".{dtype.name}" if dtype else "") + (f".{dtype2.name}" if dtype2 else "")
+        mn = ins.mnemonic + (f".{dtype.name}" if dtype else "")
+        mn += f".{dtype2.name}" if dtype2 else ""
         lines.append(f"{prefix}{q.name} {timing} {mn} {', '.join(ops)}".rstrip())
         if ins.occupancy == "repeat":
             n, d = repeat_nd

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lpu_emu.asm import assemble_text, disassemble
-from lpu_emu.errors import LoadError
+from lpu_emu.errors import AsmError, LoadError
 from lpu_emu.program import Program, Segment
 
 SRC = """\
@@ -85,11 +85,14 @@ def lpx() -> bytes:
 
 
 @pytest.mark.parametrize(("damage", "expected"), [
-    (lambda b: b[:-7], "v.lpx: truncated or padded .lpx: payload is {n7} bytes, the header says {n}"),
+    (lambda b: b[:-7],
+     "v.lpx: truncated or padded .lpx: payload is {n7} bytes, the header says {n}"),
     (lambda b: b[:20], "v.lpx: truncated .lpx: 20 bytes, the header alone is 48"),
-    (lambda b: b[:100] + bytes([b[100] ^ 0x10]) + b[101:], "v.lpx: corrupted .lpx: checksum mismatch"),
+    (lambda b: b[:100] + bytes([b[100] ^ 0x10]) + b[101:],
+     "v.lpx: corrupted .lpx: checksum mismatch"),
     (lambda b: b[:-1] + bytes([b[-1] ^ 0x01]), "v.lpx: corrupted .lpx: checksum mismatch"),
-    (lambda b: b"\x7fELF" + b[4:], "v.lpx: not an lpu-emu object file (.lpx): bad magic b'\\x7fELF'"),
+    (lambda b: b"\x7fELF" + b[4:],
+     "v.lpx: not an lpu-emu object file (.lpx): bad magic b'\\x7fELF'"),
     (lambda b: b"", "v.lpx: not an lpu-emu object file (.lpx): too short (0 bytes)"),
     (lambda b: b[:4] + struct.pack("<H", 2) + b[6:],
      "v.lpx: .lpx format version 2, this lpu-emu reads version 1"),
@@ -160,6 +163,7 @@ def test_out_of_preset_values_print_and_fail_on_reassembly():
     word = 0x10 | 1 << 8 | 1 << 37 | 5200 << 39
     text = disassemble(replace_word(p, 1, word))
     assert "MEM_W0  @3   Read.int8        1:5200, S0E" in text
-    with pytest.raises(Exception) as info:
+    with pytest.raises(AsmError) as info:
         assemble_text(text, "d.lpu")
-    assert "address 5200 is out of range" in info.value.message
+    assert info.value.message == ("address 5200 is out of range: MEM slices of lp30 have 5120 "
+                                  "addresses per bank (0..5119)")

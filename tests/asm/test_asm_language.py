@@ -161,6 +161,7 @@ def test_symbols_are_case_sensitive():
     ("nan: VXM0 @0 NOP 1\n", "'nan' is reserved for float immediates and cannot name a label"),
     (".tensor t, int8, (320), MEM_W0, 0, 0\n.lanemap t\n",
      "duplicate symbol 't'"),
+    (".x: VXM0 @0 NOP 1\n", "'.x' starts with '.' like a directive and cannot name a label"),
 ])
 def test_reserved_and_duplicate_names(src, error):
     assert message(src).split(": error: ")[1] == error
@@ -332,12 +333,23 @@ def test_includes_and_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     p = assemble_file("main.lpu")
     assert p.files == ("main.lpu", "lib/defs.inc", "lib/other.inc")
-    assert list(zip(p.src_file.tolist(), p.src_line.tolist(), strict=True)) == [(1, 2), (0, 2), (2, 1)]
+    assert p.src_file.tolist() == [1, 0, 2] and p.src_line.tolist() == [2, 2, 1]
     assert p.where(0) == "lib/defs.inc:2"
     # the same file included twice is read twice: T is defined twice
     (tmp_path / "twice.lpu").write_text('.include "lib/defs.inc"\n.include "lib/more.inc"\n')
     with pytest.raises(AsmError, match="duplicate symbol 'T'"):
         assemble_file("twice.lpu")
+
+
+def test_include_from_a_macro_body_is_relative_to_the_macro_file(tmp_path, monkeypatch):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib/mac.inc").write_text('.macro use\n.include "part.inc"\n.endm\n')
+    (tmp_path / "lib/part.inc").write_text("VXM3 @3 NOP 1\n")
+    (tmp_path / "top.lpu").write_text('.include "lib/mac.inc"\nuse\n')
+    monkeypatch.chdir(tmp_path)
+    p = assemble_file("top.lpu")
+    assert p.files == ("top.lpu", "lib/mac.inc", "lib/part.inc")
+    assert p.where(0) == "lib/part.inc:1"
 
 
 def test_assemble_text_base_dir(tmp_path):

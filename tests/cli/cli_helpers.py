@@ -3,10 +3,6 @@ several test folders have a conftest.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-
-import pytest
-
 WIDTH = 100
 
 # Four instructions, three tensors, issue cycles 0, 1, 3, 6 (docs/design.md section 9).
@@ -22,24 +18,3 @@ SOURCE = """\
         VXM0    @3      Add.int8    S0E, S1E, S2E
         MEM_E0  @6      Write.int8  S2E, z
 """
-
-
-def asm_missing() -> str | None:
-    """Why the assembler package (written concurrently) cannot be used yet, or None."""
-    if importlib.util.find_spec("lpu_emu.asm") is None:
-        return "lpu_emu.asm has not landed yet"
-    try:
-        import lpu_emu.asm as asm
-    except ImportError as exc:  # tests/asm reports a broken package; here it only skips
-        return f"lpu_emu.asm does not import: {exc}"
-    if not (hasattr(asm, "assemble_file") and hasattr(asm, "disassemble")):
-        return "lpu_emu.asm has no assemble_file/disassemble yet"
-    return None
-
-
-needs_asm = pytest.mark.skipif(asm_missing() is not None, reason=str(asm_missing()))
-
-
-def lines(text: str) -> list[str]:
-    """Output lines without the padding rich adds on the right."""
-    return [line.rstrip() for line in text.splitlines()]

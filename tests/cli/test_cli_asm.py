@@ -1,6 +1,4 @@
-"""`lpu asm` and `lpu disasm`: files in and out, the summary line, errors as diagnostics.
-
-Skipped until lpu_emu.asm provides assemble_file and disassemble (written concurrently)."""
+"""`lpu asm` and `lpu disasm`: files in and out, the summary line, errors as diagnostics."""
 
 from __future__ import annotations
 
@@ -8,9 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_helpers import SOURCE, needs_asm
-
-pytestmark = needs_asm
+from cli_helpers import SOURCE
 
 
 @pytest.fixture

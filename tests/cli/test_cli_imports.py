@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli_helpers import SOURCE, needs_asm
+from cli_helpers import SOURCE
 
 SCRIPT = """
 import sys
@@ -46,7 +46,6 @@ def test_the_check_would_see_numba() -> None:
     assert r.returncode != 0 and "AssertionError" in r.stderr
 
 
-@needs_asm
 def test_asm_and_disasm_do_not_import_numba(tmp_path: Path) -> None:
     (tmp_path / "p.lpu").write_text(SOURCE, encoding="utf-8")
     r = run_commands([["asm", "p.lpu"], ["disasm", "p.lpx"], ["disasm", "p.lpx", "-o", "q.lpu"]],
