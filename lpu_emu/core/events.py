@@ -5,24 +5,26 @@ copies each value it places (or an SRAM row before its first write) into a uint8
 heap; records point into the heap by row (`ref`, -1: no value / all zeros). Logs carry raw bits,
 decoded later (Spike's habit): this module only stores, filters and replays them.
 
-Records: (cycle, kind, issue, a, b, c, d, ref) -- the meaning of a..d by kind:
+Records: (cycle, kind, issue, a, b, c, d, ref) -- the meaning of a..d and ref by kind (cycle:
+the issue cycle unless noted):
 
-| kind   | cycle             | a          | b            | c                        | d                | ref           |
-|--------|-------------------|------------|--------------|--------------------------|------------------|---------------|
-| ISSUE  | issue cycle       | queue      | opcode       | dtype code               | 0                | -1            |
-| TAKE   | issue cycle       | stream code| reader pos   | producer pos (-1: none)  | tag of the value | value (-1: 0s)|
-| PLACE  | placement cycle   | stream code| position     | dtype tag                | 1 replaced one   | value         |
-| SREAD  | issue cycle       | MEM unit   | bank         | address (Gather: base)   | Gather index ref | value read    |
-| SWRITE | commit cycle      | MEM unit   | bank         | address (Scatter: base)  | Scatter index ref| data (-1: 0s) |
-| INIT   | commit cycle      | MEM unit   | bank         | address                  | 0                | row before    |
-| LW     | issue cycle       | MXM plane  | row (-1 dropped) | planes               | 0                | -1            |
-| IW     | issue cycle       | MXM plane  | lands at     | rows buffered            | 0                | -1            |
-| ABC    | issue cycle       | MXM plane  | accumulator  | 0                        | 0                | -1            |
-| ACC    | issue cycle       | MXM plane  | accumulator  | 1 weights, 0 none        | 0                | first of the 4 placed planes |
-| SEND   | issue cycle       | edge       | link         | arrival cycle            | planes           | -1            |
-| RECV   | issue cycle       | edge       | link         | sending issue (-1: none) | 0                | -1            |
-| VIOL   | issue cycle       | kind       | coordinate a | coordinate b             | coordinate c     | -1            |
+| kind   | a           | b             | c                       | d               | ref           |
+|--------|-------------|---------------|-------------------------|-----------------|---------------|
+| ISSUE  | queue       | opcode        | dtype code              | 0               | -1            |
+| TAKE   | stream code | reader pos    | producer pos, -1 none   | value's tag     | value, -1: 0s |
+| PLACE  | stream code | position      | dtype tag               | 1: replaced one | value         |
+| SREAD  | MEM unit    | bank          | address (Gather: base)  | Gather index    | value read    |
+| SWRITE | MEM unit    | bank          | address (Scatter: base) | Scatter index   | data, -1: 0s  |
+| INIT   | MEM unit    | bank          | address                 | 0               | row before    |
+| LW     | MXM plane   | row, -1: drop | planes                  | 0               | -1            |
+| IW     | MXM plane   | lands at      | rows buffered           | 0               | -1            |
+| ABC    | MXM plane   | accumulator   | 0                       | 0               | -1            |
+| ACC    | MXM plane   | accumulator   | 1 weights, 0 none       | 0               | 1st of 4      |
+| SEND   | edge        | link          | arrival cycle           | planes          | -1            |
+| RECV   | edge        | link          | sender (-1: none)       | 0               | -1            |
+| VIOL   | kind        | coordinate a  | coordinate b            | coordinate c    | -1            |
 
+PLACE's cycle is the placement cycle (issue + latency); SWRITE's and INIT's the commit cycle.
 Records are in the order the core made them (issue by issue), so a PLACE or SWRITE can carry a
 later cycle than the ISSUE after it; `by_cycle` sorts. Scatter lane addresses are
 `(base + index[l]) % addresses_per_bank`, recomputed on replay.

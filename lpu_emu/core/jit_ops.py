@@ -31,12 +31,6 @@ def njit(fn):
     return register_jitable(error_model="numpy")(fn)
 
 
-def tiny(fn):
-    """A small helper, inlined into its callers at numba's IR level (a function of its own costs
-    ~0.2 s of compile time however small it is)."""
-    return register_jitable(error_model="numpy", inline="always")(fn)
-
-
 def entry(fn):
     """A jitted entry point, callable from Python: cached on disk, numpy's error model."""
     return _njit(cache=True, error_model="numpy")(fn)
@@ -208,72 +202,67 @@ def map_bits(src, kind):
 
 
 # ---------------------------------------------------------------------------------------------
-# lane kernels: byte planes <-> lane values; one loop per call, the switch outside the loop
+# lane kernels: byte planes <-> lane values; one loop per call, the switch outside the loop.
+# Lane values live in one uint32 row per operand with two views of the same memory made on the
+# Python side: int32 (integer dtypes, int8 sign-extended) and float32 (every float dtype, decoded
+# exactly). Kernels take the views as arguments: an `.view()` inside numba code yields an array
+# of unknown layout and kills vectorisation (measured: 10x slower loops).
 # ---------------------------------------------------------------------------------------------
 @njit
 def gather_lanes(heap, sl, w, lanes, out):
-    """out[l] = the w byte planes (rows sl[0..w-1] of heap) of lane l, little-endian, unsigned."""
-    s0 = sl[0]
+    """out[l] = the w byte planes (rows sl[0..w-1] of heap) of lane l, little-endian."""
+    r0 = heap[sl[0]]
     if w == 1:
         for lane in range(lanes):
-            out[lane] = heap[s0, lane]
+            out[lane] = r0[lane]
     elif w == 2:
-        s1 = sl[1]
+        r1 = heap[sl[1]]
         for lane in range(lanes):
-            out[lane] = np.int64(heap[s0, lane]) | (np.int64(heap[s1, lane]) << 8)
+            out[lane] = np.uint32(r0[lane]) | (np.uint32(r1[lane]) << 8)
     else:
-        s1, s2, s3 = sl[1], sl[2], sl[3]
+        r1, r2, r3 = heap[sl[1]], heap[sl[2]], heap[sl[3]]
         for lane in range(lanes):
-            out[lane] = (np.int64(heap[s0, lane]) | (np.int64(heap[s1, lane]) << 8)
-                         | (np.int64(heap[s2, lane]) << 16) | (np.int64(heap[s3, lane]) << 24))
+            out[lane] = (np.uint32(r0[lane]) | (np.uint32(r1[lane]) << 8)
+                         | (np.uint32(r2[lane]) << 16) | (np.uint32(r3[lane]) << 24))
 
 
 @njit
-def decode_lanes(heap, sl, dtype, lanes, iv, fb):
-    """Decode a stream group: integers into iv (int64, sign-extended), floats into fb (fp32
-    bits, exact; a float32 view of fb is what ops compute on)."""
-    w = WIDTH[dtype]
-    gather_lanes(heap, sl, w, lanes, iv)
+def decode_lanes(heap, sl, dtype, lanes, bits, ints):
+    """Decode a stream group into a lane row: bits (uint32) holds int32 values (ints is its
+    int32 view; int8 sign-extended) or fp32 bits (floats decode exactly)."""
+    gather_lanes(heap, sl, WIDTH[dtype], lanes, bits)
     if dtype == INT8:
         for lane in range(lanes):
-            iv[lane] = iv[lane] - ((iv[lane] & 0x80) << 1)
-    elif dtype == INT32:
+            ints[lane] = np.int8(bits[lane])
+    elif dtype != INT32 and dtype != FP32:
         for lane in range(lanes):
-            iv[lane] = iv[lane] - ((iv[lane] & 0x80000000) << 1)
-    elif dtype == FP32:
-        for lane in range(lanes):
-            fb[lane] = iv[lane]
-    else:
-        for lane in range(lanes):
-            fb[lane] = decode_f32_bits(iv[lane], dtype)
+            bits[lane] = decode_f32_bits(np.int64(bits[lane]), dtype)
 
 
 @njit
-def encode_ints(iv, dtype, lanes, out):
-    """Integer lane values -> byte planes of dtype (the low bytes: two's-complement wrap)."""
-    for p in range(WIDTH[dtype]):
-        sh = 8 * p
-        for lane in range(lanes):
-            out[p, lane] = (iv[lane] >> sh) & 0xFF
-
-
-@njit
-def encode_floats(fb, dtype, lanes, out):
-    """fp32 bits -> byte planes of a float dtype, rounding to nearest even."""
-    if dtype == FP32:
-        for lane in range(lanes):
-            b = np.int64(fb[lane])
-            out[0, lane] = b & 0xFF
-            out[1, lane] = (b >> 8) & 0xFF
-            out[2, lane] = (b >> 16) & 0xFF
-            out[3, lane] = (b >> 24) & 0xFF
-        return
+def encode_lanes(bits, dtype, lanes, out):
+    """A lane row -> the byte planes of dtype: integers keep their low bytes (two's-complement
+    wrap), floats round to nearest even from fp32. (One loop per width, all planes written in
+    it: a loop over planes with a variable shift compiles to code 2.5x slower.)"""
     w = WIDTH[dtype]
-    for lane in range(lanes):
-        b = encode_f32_bits(np.int64(fb[lane]), dtype)
-        out[0, lane] = b & 0xFF
-        if w == 2:
-            out[1, lane] = (b >> 8) & 0xFF
+    if dtype in (FP16, BF16, FP8):
+        for lane in range(lanes):
+            b = encode_f32_bits(np.int64(bits[lane]), dtype)
+            out[0, lane] = b & 0xFF
+            if w == 2:
+                out[1, lane] = (b >> 8) & 0xFF
+    elif w == 4:
+        o0, o1, o2, o3 = out[0], out[1], out[2], out[3]
+        for lane in range(lanes):
+            b = bits[lane]
+            o0[lane] = b & 0xFF
+            o1[lane] = (b >> 8) & 0xFF
+            o2[lane] = (b >> 16) & 0xFF
+            o3[lane] = b >> 24
+    else:
+        o0 = out[0]
+        for lane in range(lanes):
+            o0[lane] = bits[lane] & 0xFF
 
 
 @njit
@@ -292,40 +281,44 @@ def nan_rule(xb, yb, rb):
     return rb
 
 
-# VXM ALU operations (fast.py maps mnemonics to these)
+# VXM ALU operations (fast_loop maps mnemonics to these)
 V_ADD, V_SUB, V_MUL, V_MAX, V_MIN, V_MOV, V_NEG, V_ABS, V_RELU = 0, 1, 2, 3, 4, 5, 6, 7, 8
 V_EXP, V_RSQRT, V_TANH, V_ERF = 9, 10, 11, 12
 
 
 @njit
-def float_op(op, xb, yb, rb, lanes, nan_mode):
-    """rb = op(x, y) on fp32 bits (x, y, r are uint32 arrays; the ops see their float32 views).
+def float_op(op, xb, yb, rb, x, y, r, lanes, nan_mode):
+    """r = op(x, y) in fp32; xb, yb, rb are the uint32 bits of x, y, r (the same memory).
     nan_mode: bit (op - V_EXP) set: that transcendental of a NaN is the canonical quiet NaN (as
     numpy's SIMD tanh gives), else the input NaN quieted (fast.py probes the reference's ops)."""
-    x, y, r = xb.view(np.float32), yb.view(np.float32), rb.view(np.float32)
     if op <= V_MUL:
+        nans = 0  # counted in the same loop: a separate pass costs 4x the arithmetic
         if op == V_ADD:
             for lane in range(lanes):
-                r[lane] = x[lane] + y[lane]
+                v = x[lane] + y[lane]
+                r[lane] = v
+                nans += np.int32(v != v)
         elif op == V_SUB:
             for lane in range(lanes):
-                r[lane] = x[lane] - y[lane]
+                v = x[lane] - y[lane]
+                r[lane] = v
+                nans += np.int32(v != v)
         else:
             for lane in range(lanes):
-                r[lane] = x[lane] * y[lane]
-        nans = 0
-        for lane in range(lanes):
-            nans += r[lane] != r[lane]
-        if nans:
+                v = x[lane] * y[lane]
+                r[lane] = v
+                nans += np.int32(v != v)
+        if nans:  # which NaN: numpy's rule, whatever operand order the compiler picked
             for lane in range(lanes):
                 if r[lane] != r[lane]:
                     rb[lane] = nan_rule(np.int64(xb[lane]), np.int64(yb[lane]), np.int64(rb[lane]))
-    elif op == V_MAX:  # x if x >= y or x is NaN, else y (bits move as they are)
-        for lane in range(lanes):
-            rb[lane] = xb[lane] if (x[lane] >= y[lane] or x[lane] != x[lane]) else yb[lane]
-    elif op == V_MIN:
-        for lane in range(lanes):
-            rb[lane] = xb[lane] if (x[lane] <= y[lane] or x[lane] != x[lane]) else yb[lane]
+    elif op in (V_MAX, V_MIN):  # IEEE 754-2019 maximum/minimum: -0 < +0, a NaN wins
+        for lane in range(lanes):  # (x's if both); the bits move as they are
+            a, b = x[lane], y[lane]
+            neg = (xb[lane] >> 31) != 0
+            take_x = (a > b or (a == b and not neg)) if op == V_MAX else (a < b or (a == b and neg))
+            take_x = (take_x and b == b) or a != a
+            rb[lane] = xb[lane] if take_x else yb[lane]
     elif op == V_MOV:
         for lane in range(lanes):
             rb[lane] = xb[lane]
@@ -365,7 +358,8 @@ def transcendental(op, x, r, lanes):
 
 @njit
 def int_op(op, x, y, r, lanes):
-    """r = op(x, y) on int64 lane values; the wrap-around happens when the low bytes are encoded."""
+    """r = op(x, y) on int32 lane values (numba computes in int64; storing keeps the low 32
+    bits, and encoding the low bytes: two's-complement wrap-around as numpy's)."""
     if op == V_ADD:
         for lane in range(lanes):
             r[lane] = x[lane] + y[lane]
@@ -374,7 +368,7 @@ def int_op(op, x, y, r, lanes):
             r[lane] = x[lane] - y[lane]
     elif op == V_MUL:
         for lane in range(lanes):
-            r[lane] = x[lane] * y[lane]
+            r[lane] = np.int64(x[lane]) * np.int64(y[lane])
     elif op == V_MAX:
         for lane in range(lanes):
             r[lane] = x[lane] if x[lane] >= y[lane] else y[lane]
@@ -386,46 +380,37 @@ def int_op(op, x, y, r, lanes):
             r[lane] = x[lane]
     elif op == V_NEG:
         for lane in range(lanes):
-            r[lane] = -x[lane]
+            r[lane] = -np.int64(x[lane])
     elif op == V_ABS:
         for lane in range(lanes):
-            r[lane] = x[lane] if x[lane] >= 0 else -x[lane]
+            r[lane] = x[lane] if x[lane] >= 0 else -np.int64(x[lane])
     elif op == V_RELU:
         for lane in range(lanes):
             r[lane] = x[lane] if x[lane] > 0 else 0
 
 
 @njit
-def int_range(dtype):
-    if dtype == INT8:
-        return -128, 127
-    return -2147483648, 2147483647
-
-
-@njit
-def convert(src, dst, iv, fb, lanes):
-    """Cvt.src.dst in place: the result is in iv (integer dst) or fb (float dst), before dst's
-    rounding. Floats to integers round half to even and saturate, NaN -> 0; integers to floats
-    go through fp32."""
-    src_int = src == INT8 or src == INT32
-    dst_int = dst == INT8 or dst == INT32
-    f = fb.view(np.float32)
-    if dst_int:
-        lo, hi = int_range(dst)
+def convert(src, dst, ints, flts, lanes):
+    """Cvt.src.dst in place on one lane row (ints and flts view the same memory): the result is
+    int32 values (integer dst) or fp32 values (float dst), before dst's rounding. Floats to
+    integers round half to even and saturate, NaN -> 0; integers to floats go through fp32."""
+    src_int = src in (INT8, INT32)
+    if dst in (INT8, INT32):
+        lo, hi = (-128, 127) if dst == INT8 else (-2147483648, 2147483647)
         for lane in range(lanes):
             if src_int:
-                v = iv[lane]
-                iv[lane] = lo if v < lo else (hi if v > hi else v)
+                v = ints[lane]
+                ints[lane] = lo if v < lo else (hi if v > hi else v)
             else:
-                d = np.rint(np.float64(f[lane]))
+                d = np.rint(np.float64(flts[lane]))
                 if d != d:
-                    iv[lane] = 0
+                    ints[lane] = 0
                 elif d < lo:
-                    iv[lane] = lo
+                    ints[lane] = lo
                 elif d > hi:
-                    iv[lane] = hi
+                    ints[lane] = hi
                 else:
-                    iv[lane] = np.int64(d)
+                    ints[lane] = np.int64(d)
     elif src_int:
         for lane in range(lanes):
-            f[lane] = np.float32(iv[lane])
+            flts[lane] = np.float32(ints[lane])

@@ -18,3 +18,8 @@ SOURCE = """\
         VXM0    @3      Add.int8    S0E, S1E, S2E
         MEM_E0  @6      Write.int8  S2E, z
 """
+
+
+def lines(text: str) -> list[str]:
+    """Output lines without the padding rich adds on the right."""
+    return [line.rstrip() for line in text.splitlines()]

@@ -50,7 +50,7 @@ class Gen:
     rnd: random.Random
     chip: Chip
     violate: float = 0.05  # probability of each deliberate mistake
-    rows: list[tuple[int, int, int, int]] = field(default_factory=list)  # (cycle, order, queue, word)
+    rows: list[tuple[int, int, int, int]] = field(default_factory=list)  # cycle order queue word
     busy: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # queue -> [(cycle, occ)]
     placed: dict[int, list[Placed]] = field(default_factory=dict)  # stream code -> placements
     sends: list[tuple[int, int, int]] = field(default_factory=list)  # (edge, link, arrival)
@@ -62,6 +62,7 @@ class Gen:
             self.by_kind.setdefault(s.kind, []).append(s)
         self.lanes = self.chip.lanes
         self.size = int(self.chip.p("mem_addresses_per_bank"))
+        self.region = min(self.size, 24)  # addresses with data (big chips: keep the image small)
         self.banks = int(self.chip.p("mem_banks"))
         self.nmaps = 2
         self.links = int(self.chip.p("c2c_links_per_edge"))
@@ -81,10 +82,7 @@ class Gen:
     def free(self, q: int, c: int, occ: int = 1) -> bool:
         if c < 0:
             return False
-        for c0, o in self.busy.get(q, ()):
-            if c0 < c + occ and c < c0 + o:
-                return False
-        return True
+        return all(not (c0 < c + occ and c < c0 + o) for c0, o in self.busy.get(q, ()))
 
     def take(self, q: int, c: int, occ: int = 1) -> None:
         self.busy.setdefault(q, []).append((c, occ))
@@ -161,7 +159,9 @@ class Gen:
         r = self.rnd
         if r.random() < self.violate / 2:
             return self.size + r.randrange(4)  # out of range: an address violation
-        return r.randrange(self.size)
+        if r.random() < 0.05:
+            return r.randrange(self.size)
+        return r.randrange(self.region)
 
     def out_code(self, w: int) -> int:
         r = self.rnd
@@ -270,7 +270,7 @@ class Gen:
         w = self.isa.dtypes[dtype].width
         c = t0
         if r.random() > self.violate:  # load some rows and install them
-            for _ in range(r.randint(1, int(self.chip.p("mxm_rows")) + 1)):
+            for _ in range(r.randint(1, min(12, int(self.chip.p("mxm_rows")) + 1))):
                 c = self.slot(s.index, c)
                 self.emit(s.index, c, "LW", dtype, src=self.source(s.position, c, dtype, w))
                 c += 1
@@ -286,7 +286,8 @@ class Gen:
                 c += 1
             c = self.slot(s.index, c)
             z = self.out_code(4)
-            self.emit(s.index, c, "ACC", dtype, x=self.source(s.position, c, dtype, w), z=z, acc=acc)
+            x = self.source(s.position, c, dtype, w)
+            self.emit(s.index, c, "ACC", dtype, x=x, z=z, acc=acc)
             self.output(s.index, c, self.lat("ACC"), z, 4, "int32" if dtype == "int8" else "fp32")
             c += 1
 
@@ -369,10 +370,12 @@ class Gen:
         r = self.rnd
         n = len(self.rows)
         segments = []
-        for s in self.by_kind["MEM"]:
+        mems = self.by_kind["MEM"]
+        with_data = mems if len(mems) <= 8 else r.sample(mems, 8)  # big chips: a few slices
+        for s in mems:
             for bank in range(self.banks):
-                if r.random() < 0.8:
-                    data = r.randbytes(self.size * self.lanes)
+                if s in with_data and r.random() < 0.8:
+                    data = r.randbytes(self.region * self.lanes)
                     segments.append(Segment(s.name, bank, 0, data))
         maps = []
         for i in range(self.nmaps):

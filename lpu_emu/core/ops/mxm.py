@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lpu_emu.core.ops import vxm
+
 from lpu_emu.core.ops.lanes import width
 from lpu_emu.core.state import Machine
 from lpu_emu.numerics import from_planes, from_storage
@@ -76,7 +78,7 @@ def acc(bits: np.ndarray, x: np.ndarray, w: np.ndarray, dtype: str) -> np.ndarra
     a = bits[:cols].view(np.float32).copy()
     xs = x.astype(np.float32)
     for k in range(rows):
-        a = a + xs[k] * w[k]
+        a = vxm.add(a, vxm.mul(xs[k], w[k]))  # the NaN rule of the VXM ops, step by step
     out = bits.copy()
     out[:cols] = a.view(np.uint32)
     return out

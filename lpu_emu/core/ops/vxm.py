@@ -16,23 +16,45 @@ _INT_TYPE = {"int8": np.int8, "int32": np.int32}
 _erf64 = np.frompyfunc(math.erf, 1, 1)
 
 
+_QUIET_BIT = np.uint32(0x00400000)
+
+
 def _is_float(x: np.ndarray) -> bool:
     return x.dtype.kind == "f"
 
 
+def _quiet(x: np.ndarray) -> np.ndarray:
+    return (np.ascontiguousarray(x, dtype=np.float32).view(np.uint32) | _QUIET_BIT).view(np.float32)
+
+
+def _nan_rule(x: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Which NaN a float op gives, as a rule rather than whatever numpy's SIMD loops do (they swap
+    operands in array tails on some machines): x quieted if x is a NaN, else y quieted if y is,
+    else the op's own result (the machine's default NaN for an invalid operation)."""
+    if not _is_float(r):
+        return r
+    x, y = np.broadcast_to(x, r.shape), np.broadcast_to(y, r.shape)
+    return np.where(np.isnan(x), _quiet(x), np.where(np.isnan(y), _quiet(y), r))
+
+
+def _keep_nan(x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """A transcendental of a NaN is that NaN quieted (numpy's SIMD tanh would give +NaN)."""
+    return np.where(np.isnan(x), _quiet(x), r)
+
+
 def add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """x + y."""
-    return x + y
+    return _nan_rule(x, y, x + y)
 
 
 def sub(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """x - y."""
-    return x - y
+    return _nan_rule(x, y, x - y)
 
 
 def mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """x * y."""
-    return x * y
+    return _nan_rule(x, y, x * y)
 
 
 def _pick(x: np.ndarray, y: np.ndarray, take_x: np.ndarray) -> np.ndarray:
@@ -96,21 +118,21 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 
 def exp(x: np.ndarray) -> np.ndarray:
-    return np.exp(x.astype(np.float64)).astype(np.float32)
+    return _keep_nan(x, np.exp(x.astype(np.float64)).astype(np.float32))
 
 
 def rsqrt(x: np.ndarray) -> np.ndarray:
     """1 / sqrt(x): +0 -> +inf, -0 -> -inf, negative -> NaN."""
-    return (1.0 / np.sqrt(x.astype(np.float64))).astype(np.float32)
+    return _keep_nan(x, (1.0 / np.sqrt(x.astype(np.float64))).astype(np.float32))
 
 
 def tanh(x: np.ndarray) -> np.ndarray:
-    return np.tanh(x.astype(np.float64)).astype(np.float32)
+    return _keep_nan(x, np.tanh(x.astype(np.float64)).astype(np.float32))
 
 
 def erf(x: np.ndarray) -> np.ndarray:
     """math.erf (C99 erf) per lane."""
-    return _erf64(x.astype(np.float64)).astype(np.float64).astype(np.float32)
+    return _keep_nan(x, _erf64(x.astype(np.float64)).astype(np.float64).astype(np.float32))
 
 
 def cvt(x: np.ndarray, src: str, dst: str) -> np.ndarray:

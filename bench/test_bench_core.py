@@ -1,0 +1,164 @@
+"""Benchmarks of the fast core, each reported as a ratio to a baseline measured in the same run.
+
+`pytest bench` runs them (they are not in the default `pytest` run); add `--benchmark-enable`
+for pytest-benchmark's own statistics of the timed calls. The ratios (what to read) are printed
+at the end of the session and stored in each benchmark's extra_info; see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from workloads import mxm_heavy, numpy_mxm, numpy_vxm, vxm_heavy
+
+from lpu_emu.core import fast, reference
+from lpu_emu.core.plan import make_plan
+from lpu_emu.core.state import new_machine
+from lpu_emu.spec import default_isa, get_chip
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS: dict[str, dict] = {}
+
+
+def _best(fn, rounds: int = 5) -> float:
+    """The fastest of `rounds` calls, in seconds (a 2-core VM is noisy: the minimum is stable)."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _runner(program, trace: bool = False, engine=fast.run_plan):
+    """A zero-argument callable running `program` on a fresh machine (built outside the timing
+    would be nicer, but a Machine is single-use; its lazy SRAM costs microseconds to make)."""
+    chip = get_chip(program.chip)
+    plan = make_plan(program, chip, default_isa())
+
+    def go():
+        return engine(plan, new_machine(chip, program), False, trace)
+    go.plan = plan  # type: ignore[attr-defined]
+    return go
+
+
+def _report(name: str, benchmark, **figures) -> None:
+    benchmark.extra_info.update(figures)
+    RESULTS[name] = figures
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm():
+    fast.warm_up()
+
+
+def test_vxm_heavy_throughput(benchmark):
+    """16 issues per cycle (8 MEM Reads feeding 8 VXM ALU ops on fp32) for 2,000 cycles, against
+    numpy doing the same lane work one call per op, and against the reference interpreter."""
+    cycles = 2000
+    go = _runner(vxm_heavy(cycles))
+    raw, stopped, _ = go()
+    assert raw == [] and stopped == -1
+    issues = len(go.plan)
+    t_fast = _best(go)
+    benchmark.pedantic(go, rounds=3, iterations=1)
+    x = np.linspace(-3, 3, 320).astype(np.float32)
+    t_numpy = _best(lambda: numpy_vxm(cycles, x, x[::-1].copy()), 3)
+    ref = _runner(vxm_heavy(40), engine=reference.run_plan)
+    t_ref_issue = _best(ref, 2) / len(ref.plan)
+    _report("vxm_heavy", benchmark, issues=issues, fast_s=t_fast,
+            issues_per_s=issues / t_fast, numpy_s=t_numpy, speedup_vs_numpy=t_numpy / t_fast,
+            speedup_vs_reference=t_ref_issue / (t_fast / issues))
+    assert t_numpy / t_fast > 1  # the jitted loop beats one numpy call per op
+
+
+@pytest.mark.parametrize("dtype", ("int8", "fp16"))
+def test_mxm_heavy_throughput(benchmark, dtype):
+    """320 LW + IW, then one 320x320 ACC per cycle for 1,000 cycles, against one BLAS fp32
+    matrix-vector product per ACC in numpy, and against the reference interpreter."""
+    cycles = 1000
+    go = _runner(mxm_heavy(cycles, dtype))
+    raw, stopped, _ = go()
+    assert raw == [] and stopped == -1
+    t_fast = _best(go)
+    benchmark.pedantic(go, rounds=3, iterations=1)
+    rng = np.random.default_rng(0)
+    w, x = rng.integers(-3, 4, (320, 320)), rng.integers(-3, 4, 320)
+    t_numpy = _best(lambda: numpy_mxm(cycles, x, w), 3)
+    ref = _runner(mxm_heavy(20, dtype), engine=reference.run_plan)
+    t_ref = _best(ref, 2)
+    per_acc_fast = t_fast / cycles  # LW/IW are ~1/3 of the issues but a small part of the time
+    _report(f"mxm_heavy_{dtype}", benchmark, issues=len(go.plan), fast_s=t_fast,
+            acc_per_s=1 / per_acc_fast, macs_per_s=320 * 320 / per_acc_fast, numpy_s=t_numpy,
+            speedup_vs_numpy_blas=t_numpy / t_fast,
+            speedup_vs_reference=(t_ref / len(ref.plan)) / (t_fast / len(go.plan)))
+
+
+@pytest.mark.parametrize("workload", ("vxm", "mxm"))
+def test_traced_run_costs_at_most_3x(benchmark, workload):
+    """The event log (every issue, stream take and placement, SRAM access, MXM step) must not
+    cost more than 3x an untraced run."""
+    program = vxm_heavy(2000) if workload == "vxm" else mxm_heavy(1000, "fp16")
+    plain, traced = _runner(program), _runner(program, trace=True)
+    t_plain, t_traced = _best(plain), _best(traced)
+    benchmark.pedantic(traced, rounds=3, iterations=1)
+    log = traced()[2]
+    _report(f"trace_{workload}", benchmark, untraced_s=t_plain, traced_s=t_traced,
+            ratio=t_traced / t_plain, events=len(log), value_rows=len(log.values))
+    assert t_traced / t_plain <= 3
+
+
+def _wall(code: str, env: dict | None = None, runs: int = 5) -> tuple[float, str]:
+    """Median wall time of `python -c code` over `runs` runs, and the last run's stderr."""
+    times, err = [], ""
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                              text=True, check=True)
+        times.append(time.perf_counter() - t0)
+        err = proc.stderr
+    return statistics.median(times), err
+
+
+SMALL_RUN = ("from lpu_emu.asm.assembler import assemble_file; from lpu_emu.core.run import run; "
+             "r = run(assemble_file('programs/vecadd.lpu')); assert not r.violations")
+
+
+def test_warm_process_start_vs_import_numba(benchmark):
+    """A whole process that imports lpu-emu and runs a small program from the warm on-disk cache,
+    against a process that only imports numba and numpy (the floor)."""
+    _wall(SMALL_RUN, runs=1)  # make sure the cache is warm
+    t_run, err = _wall(SMALL_RUN)
+    t_numba, _ = _wall("import numba, numpy")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    _report("warm_start", benchmark, run_small_program_s=t_run, import_numba_s=t_numba,
+            ratio=t_run / t_numba)
+    assert "compiling" not in err
+
+
+def test_cold_compile(benchmark):
+    """A process with an empty numba cache: it compiles the core, and says so on stderr."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        t_cold, err = _wall(SMALL_RUN, env=env, runs=1)
+        t_warm, _ = _wall(SMALL_RUN, env=env, runs=3)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    _report("cold_compile", benchmark, cold_s=t_cold, warm_s=t_warm)
+    assert "compiling the lpu-emu core" in err
+
+
+def pytest_terminal_summary_lines() -> list[str]:
+    lines = ["lpu-emu fast core: ratios to baselines measured in this run"]
+    for name, figures in RESULTS.items():
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in figures.items())
+        lines.append(f"  {name}: {shown}")
+    return lines
