@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Span:
-    """A place in a source file: 1-based line and column, a length in characters, the line's text."""
+    """A place in a source file: 1-based line and column, a length in characters, the line."""
 
     file: str
     line: int
@@ -61,7 +61,7 @@ class AsmError(LpuError):
 
 
 class LoadError(LpuError):
-    """A `.lpx` (or `.npy`) file cannot be loaded: truncated, corrupted, foreign or wrong version."""
+    """A `.lpx` (or `.npy`) file cannot be loaded: truncated, corrupted, foreign, wrong version."""
 
 
 class UsageError(LpuError):

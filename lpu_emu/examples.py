@@ -80,7 +80,7 @@ EXAMPLES = (
 
 
 def check(example: Example, tensors: Tensors) -> list[str]:
-    """Mismatches between a run's outputs and the expected values (empty: all equal, bit for bit)."""
+    """Mismatches between a run's outputs and the expected values (empty: all equal, bitwise)."""
     problems = []
     for name, want in example.expected(tensors).items():
         got = tensors(name)
@@ -89,5 +89,7 @@ def check(example: Example, tensors: Tensors) -> list[str]:
             problems.append(f"{name}: shape {got.shape}, expected {want.shape}")
         elif not np.array_equal(got, want, equal_nan=got.dtype.kind == "f"):
             bad = int(np.argmax(got.reshape(-1) != want.reshape(-1)))
-            problems.append(f"{name}: element {bad} is {got.reshape(-1)[bad]}, expected {want.reshape(-1)[bad]}")
+            problems.append(
+                f"{name}: element {bad} is {got.reshape(-1)[bad]}, expected {want.reshape(-1)[bad]}"
+            )
     return problems

@@ -35,7 +35,7 @@ def bf16_bits_to_f32(b: np.ndarray) -> np.ndarray:
 
 
 def _fp8_table() -> np.ndarray:
-    """All 256 fp8e4m3fn codes as fp32 (NaN at 0x7F and 0xFF)."""
+    """All 256 fp8e4m3fn codes as fp32 (quiet NaNs of either sign at 0x7F and 0xFF)."""
     codes = np.arange(256, dtype=np.uint32)
     sign = np.where(codes & 0x80, -1.0, 1.0)
     exp = (codes >> 3) & 0xF
@@ -44,7 +44,9 @@ def _fp8_table() -> np.ndarray:
     subnormal = (man / 8.0) * np.exp2(-6.0)
     value = sign * np.where(exp == 0, subnormal, normal)
     value[(codes & 0x7F) == 0x7F] = np.nan
-    return value.astype(np.float32)
+    value = value.astype(np.float32)
+    value[0xFF] = -value[0xFF]  # 0xFF is the negative NaN (0xFFC00000), as in ml_dtypes
+    return value
 
 
 FP8_VALUES = _fp8_table()

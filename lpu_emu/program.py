@@ -102,7 +102,10 @@ class Program:
 
     # ---- serialisation ----
     def to_bytes(self) -> bytes:
-        arrays = {k: np.ascontiguousarray(getattr(self, k), dtype=dt) for k, dt in INSTRUCTION_ARRAYS.items()}
+        arrays = {
+            k: np.ascontiguousarray(getattr(self, k), dtype=dt)
+            for k, dt in INSTRUCTION_ARRAYS.items()
+        }
         n = len(self.word)
         if any(len(a) != n for a in arrays.values()):
             raise ValueError("instruction arrays differ in length")
@@ -111,7 +114,15 @@ class Program:
             blobs.append(a.tobytes())
             offset += len(blobs[-1])
         for s in self.segments:
-            seg_meta.append({"slice": s.slice, "bank": s.bank, "addr": s.addr, "offset": offset, "nbytes": len(s.data)})
+            seg_meta.append(
+                {
+                    "slice": s.slice,
+                    "bank": s.bank,
+                    "addr": s.addr,
+                    "offset": offset,
+                    "nbytes": len(s.data),
+                }
+            )
             blobs.append(s.data)
             offset += len(s.data)
         header = {
@@ -119,7 +130,14 @@ class Program:
             "count": n,
             "files": list(self.files),
             "symbols": [
-                {"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "slices": list(t.slices), "bank": t.bank, "addr": t.addr}
+                {
+                    "name": t.name,
+                    "dtype": t.dtype,
+                    "shape": list(t.shape),
+                    "slices": list(t.slices),
+                    "bank": t.bank,
+                    "addr": t.addr,
+                }
                 for t in self.symbols
             ],
             "segments": seg_meta,
@@ -156,17 +174,26 @@ class Program:
 def _decode(data: bytes, name: str) -> Program:
     if len(data) < _PREAMBLE.size:
         if not MAGIC.startswith(data[:4]) or len(data) < 4:
-            raise LoadError(f"{name}: not an lpu-emu object file (.lpx): too short ({len(data)} bytes)")
-        raise LoadError(f"{name}: truncated .lpx: {len(data)} bytes, the header alone is {_PREAMBLE.size}")
+            raise LoadError(
+                f"{name}: not an lpu-emu object file (.lpx): too short ({len(data)} bytes)"
+            )
+        raise LoadError(
+            f"{name}: truncated .lpx: {len(data)} bytes, the header alone is {_PREAMBLE.size}"
+        )
     magic, version, _, length, digest = _PREAMBLE.unpack_from(data)
     if magic != MAGIC:
         raise LoadError(f"{name}: not an lpu-emu object file (.lpx): bad magic {magic!r}")
     if version != FORMAT_VERSION:
-        raise LoadError(f"{name}: .lpx format version {version}, this lpu-emu reads version {FORMAT_VERSION}",
-                        hint="reassemble the program from its source")
-    payload = data[_PREAMBLE.size:]
+        raise LoadError(
+            f"{name}: .lpx format version {version}, this lpu-emu reads version {FORMAT_VERSION}",
+            hint="reassemble the program from its source",
+        )
+    payload = data[_PREAMBLE.size :]
     if len(payload) != length:
-        raise LoadError(f"{name}: truncated or padded .lpx: payload is {len(payload)} bytes, the header says {length}")
+        raise LoadError(
+            f"{name}: truncated or padded .lpx: payload is {len(payload)} bytes, "
+            f"the header says {length}"
+        )
     if hashlib.sha256(payload).digest() != digest:
         raise LoadError(f"{name}: corrupted .lpx: checksum mismatch")
     try:
@@ -193,12 +220,25 @@ def _parse_payload(payload: bytes) -> Program:
         start, nbytes = int(s["offset"]), int(s["nbytes"])
         if start + nbytes > len(body):
             raise ValueError("a data segment runs past the end")
-        segments.append(Segment(str(s["slice"]), int(s["bank"]), int(s["addr"]), bytes(body[start : start + nbytes])))
+        segments.append(
+            Segment(
+                str(s["slice"]), int(s["bank"]), int(s["addr"]), bytes(body[start : start + nbytes])
+            )
+        )
     symbols = tuple(
-        Tensor(str(t["name"]), str(t["dtype"]), tuple(int(d) for d in t["shape"]), tuple(str(x) for x in t["slices"]), int(t["bank"]), int(t["addr"]))
+        Tensor(
+            str(t["name"]),
+            str(t["dtype"]),
+            tuple(int(d) for d in t["shape"]),
+            tuple(str(x) for x in t["slices"]),
+            int(t["bank"]),
+            int(t["addr"]),
+        )
         for t in header["symbols"]
     )
-    lanemaps = tuple(LaneMap(str(m["name"]), tuple(int(v) for v in m["values"])) for m in header["lanemaps"])
+    lanemaps = tuple(
+        LaneMap(str(m["name"]), tuple(int(v) for v in m["values"])) for m in header["lanemaps"]
+    )
     return Program(
         chip=str(header["chip"]),
         files=tuple(str(f) for f in header["files"]),

@@ -15,7 +15,7 @@ Examples:
   lpu demo --chip lp30     the same, naming the chip
 """)
 @click.option("--chip", metavar="NAME", default=None,
-              help=f"Chip preset (default: {default_chip_name()}; the examples are written for it).")
+              help=f"Chip preset (default: {default_chip_name()}, which the examples are for).")
 def demo(chip: str | None) -> None:
     """Run every example program on the default chip and check its results."""
     from lpu_emu.asm import assemble_file

@@ -90,8 +90,8 @@ def invalidate_stale_cache() -> bool:
             return False
     except OSError:
         pass
-    cache.flush()
-    try:
+    try:  # an unwritable cache is numba's business (it compiles without caching)
+        cache.flush()
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(digest)
     except OSError:
@@ -359,8 +359,12 @@ def run_plan(plan: Plan, machine: Machine, lenient: bool, trace: bool = False,
         else:
             break
     if status >= F.ST_FULL_STREAMS:
-        raise CoreError(f"fast core: status {status} at issue {int(regs[F.R_K])} (detail "
-                        f"{int(regs[F.R_ERR])}); a bound computed from the plan was too small")
+        what = {F.ST_FULL_STREAMS: "stream value slots", F.ST_FULL_DIAG: "diagonal buckets",
+                F.ST_FULL_WRITES: "pending-write slots", F.ST_FULL_LINKS: "C2C link slots",
+                }.get(status)
+        why = f"too few {what}: a bound computed from the plan was too small" if what else \
+            f"opcode {int(regs[F.R_ERR]):#x} has no semantics in the loop"
+        raise CoreError(f"fast core stopped at issue {int(regs[F.R_K])}: {why}")
     stopped = int(regs[F.R_K]) if status == F.ST_STOPPED else -1
     violations = [tuple(r) for r in viol[: regs[F.R_NVIOL]].tolist()]
     log = None

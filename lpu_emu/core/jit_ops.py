@@ -4,14 +4,14 @@ numba has no float16 arithmetic on the CPU, and the core must equal numpy (fp16)
 lpu_emu.numerics (bf16, fp8e4m3fn) bit for bit, NaN payloads included, so every conversion is
 written here on integer bits, after numpy's own `npy_floatbits_to_halfbits` /
 `npy_halfbits_to_floatbits` (software: payloads shift, signalling NaNs stay signalling). The tests
-check them exhaustively (every fp16, bf16 and fp8 code; millions of fp32 inputs).
+check every fp16, bf16 and fp8 code and millions of fp32 inputs (LPU_SLOW=1: all 2^32).
 
 Bit manipulation is done on int64 (numba turns uint64 op int64 into float64); scalars become
 float32 through `.view`, which numba compiles to a register move.
 
-The cache does not notice edits here when a caller in fast.py is loaded from disk: fast.py keeps
-a hash of this file (`_HELPERS_HASH`) and a test fails until it is updated, which also changes
-fast.py and so invalidates its cache.
+numba's cache only checks the file that defines a cached function, so it would not notice an edit
+here under the cached loop of fast_loop.py: fast.invalidate_stale_cache() (run at import) hashes
+this file and events.py and drops the cached loop when they changed.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from numba.extending import register_jitable
 
 
 def njit(fn):
-    """A helper of the core: compiled into the jitted function that calls it (not a dispatcher
-    of its own: each dispatcher re-optimises its whole call tree, which made a cold compile of
-    the core take twice as long), with numpy's error model (a float division by zero gives inf
-    or NaN, never ZeroDivisionError). Called from Python, it runs as plain Python."""
+    """A helper of the core: compiled as part of the jitted function that calls it (no
+    dispatcher, cache entry or Python wrapper of its own), with numpy's error model (a float
+    division by zero gives inf or NaN, never ZeroDivisionError). Called from Python, it runs as
+    plain Python."""
     return register_jitable(error_model="numpy")(fn)
 
 
@@ -35,13 +35,13 @@ def entry(fn):
     """A jitted entry point, callable from Python: cached on disk, numpy's error model."""
     return _njit(cache=True, error_model="numpy")(fn)
 
+
 # dtype codes (isa/lpu.toml [dtypes]); fast.py checks them against the loaded Isa
 INT8, INT32, FP16, BF16, FP8, FP32 = 1, 2, 3, 4, 5, 6
 # width in bytes (= streams) of each dtype code, index = code
 WIDTH = np.array([0, 1, 4, 2, 2, 1, 4], dtype=np.int64)
 
 _QNAN = 0x7FC00000  # the canonical quiet NaN (numpy's np.nan as float32)
-_INDEFINITE = 0xFFC00000  # the x86 default NaN of an invalid operation (inf - inf, 0 * inf)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,10 +119,11 @@ def f32_to_bf16_bits(f):
 
 @njit
 def fp8_to_f32_bits(b):
-    """fp8e4m3fn bits -> fp32 bits; both NaN codes decode to the canonical +NaN (numerics.py)."""
-    if (b & 0x7F) == 0x7F:
-        return _QNAN
+    """fp8e4m3fn bits -> fp32 bits; the NaN codes decode to the quiet NaN of their sign
+    (0x7F: 0x7FC00000, 0xFF: 0xFFC00000), as ml_dtypes and numerics.py."""
     sign = (b & 0x80) << 24
+    if (b & 0x7F) == 0x7F:
+        return sign | _QNAN
     e = (b >> 3) & 0xF
     m = b & 0x7
     if e == 0:

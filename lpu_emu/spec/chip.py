@@ -22,7 +22,8 @@ REQUIRED_PARAMS = (
     "mxm_accumulators", "vxm_alus", "vxm_large_alus", "sxm_units_per_hemisphere",
     "c2c_links_per_edge", "c2c_link_bytes_per_s", "c2c_link_latency", "mxm_fp16_fraction",
 )
-REAL_PARAMS = ("clock_hz", "c2c_link_bytes_per_s", "mxm_fp16_fraction")  # positive numbers; the others: integers
+# positive numbers; the others: integers
+REAL_PARAMS = ("clock_hz", "c2c_link_bytes_per_s", "mxm_fp16_fraction")
 LIST_PARAMS = ("vxm_large_alus",)  # lists of integers
 LAYOUT_KEYS = ("kind", "hemisphere", "count", "units")
 
@@ -105,8 +106,8 @@ class Chip:
 
     @property
     def mxm_fp16_ops_per_s(self) -> float:
-        """fp16/bf16 peak: the preset's published ratio to the int8 peak (two planes per product,
-        and fewer products per cycle: GroqChip 1 publishes 188 FP16 TFLOPS against 750 INT8 TOPS)."""
+        """fp16/bf16 peak: the preset's ratio to the int8 peak (two planes per product and fewer
+        products per cycle: GroqChip 1 publishes 188 FP16 TFLOPS against 750 INT8 TOPS)."""
         return self.mxm_int8_ops_per_s * float(self.p("mxm_fp16_fraction"))
 
     @property

@@ -11,8 +11,20 @@ from cli_helpers import SOURCE
 from lpu_emu.core.events import EventLog
 
 
+@pytest.fixture(scope="module")
+def warm_core():
+    """Compile the core before the tests read stderr: a cold first run says it is compiling."""
+    import contextlib
+    import io
+
+    from lpu_emu.core.fast import warm_up
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        warm_up()
+
+
 @pytest.fixture
-def prog(tmp_path, monkeypatch):
+def prog(tmp_path, monkeypatch, warm_core):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cli.lpu").write_text(SOURCE)
     # VXM0 one cycle late: x and y passed the VXM at cycle 3, nothing passes at 4
@@ -129,7 +141,7 @@ def test_run_outputs_all_or_none(lpu, prog):
     assert [p.name for p in prog.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_demo_checks_every_example(lpu):
+def test_demo_checks_every_example(lpu, warm_core):
     r = lpu("demo")
     assert r.exit_code == 0
     lines = r.stdout.splitlines()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from lpu_emu.core.ops import vxm
-
 from lpu_emu.core.ops.lanes import width
 from lpu_emu.core.state import Machine
 from lpu_emu.numerics import from_planes, from_storage
