@@ -3,8 +3,9 @@
 `run_plan(plan, machine, lenient, trace=False)` keeps the contract of lpu_emu/core/reference.py
 (its module docstring) and must give identical results. This module does the Python half: it
 sizes every bounded structure from the Plan (so memory follows the live values, never the
-program's length), builds the arrays, calls the loop (once, unless a growable buffer fills) and
-turns the raw records into the contract's tuples and, when tracing, an EventLog.
+program's length), builds the arrays, calls the loop (once, unless a growable buffer fills or a
+batch of int8 ACCs asks for a BLAS matmul: ST_FLUSH) and turns the raw records into the
+contract's tuples and, when tracing, an EventLog.
 
 Compiled code is cached on disk (numba cache=True). A cold cache costs a compile of ~15 s, so the
 first call in a process says so on stderr if it takes more than a second.
@@ -36,6 +37,14 @@ from lpu_emu.spec import Isa, default_isa
 RawViolation = tuple[int, int, int, int, int, int]
 NCODES = 128 + 16  # stream codes 0..127, plus a group of 16 starting at the last one
 COMPILE_SECONDS = 15  # what the cold-cache message announces (measured: bench/README.md)
+# Consecutive int8 ACCs on one MXM plane are computed as one matmul (fast_loop: batch_conflict
+# says when a batch must be flushed). BATCH is the batch's capacity (0: no batching); a flush of
+# at least BATCH_BLAS ACCs returns to Python for one BLAS sgemm (a resume costs ~10-20 us),
+# smaller ones are computed in the loop. int8 x int8 sums over K <= 1023 rows are exact in fp32.
+BATCH = 128
+BATCH_BLAS = 32
+# counters of the last run_plan call (tests read them): flushes, BLAS flushes, batched ACCs
+batch_stats = {"flushes": 0, "blas_flushes": 0, "batched_accs": 0}
 
 
 # mnemonic -> (kind, sub) of the loop's dispatch (fast_loop: K_*, and the sub codes)
@@ -191,7 +200,7 @@ class Sizes:
     def nbytes(self, lanes: int) -> int:
         """Memory of the per-run structures (the SRAM and MXM state are the Machine's)."""
         return (self.nv + 1) * (lanes + 56) + NCODES * self.rd * 16 + self.nw * (2 * lanes + 72) \
-            + self.nl * (4 * lanes + 56)
+            + self.nl * (4 * lanes + 56) + max(1, BATCH) * (8 * lanes + 48)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,12 +246,15 @@ def _state(plan: Plan, machine: Machine, lenient: bool, trace: bool, sz: Sizes,
     params[F.P_ROWS], params[F.P_COLS] = rows, int(chip.p("mxm_cols"))
     params[F.P_NACC], params[F.P_BLOCK] = machine.acc.shape[1], int(chip.p("superlane_lanes"))
     params[F.P_LENIENT], params[F.P_TRACE], params[F.P_NANMODE] = int(lenient), int(trace), nan_mode
+    exact = rows * 128 * 128 < (1 << 24)  # |sum of int8 products| < 2^24: fp32 is exact
+    params[F.P_BCAP] = BATCH if exact and BATCH > 0 else 0
+    params[F.P_BMIN] = max(1, BATCH_BLAS)
     regs = np.zeros(F.NREGS, np.int64)
     regs[F.R_VERCTR] = 2 * planes + 2
     a: dict[str, np.ndarray] = {}
     a["dtab"] = np.empty((NCODES * sz.rd, 2), np.int64)
     a["dtab"][:, 0], a["dtab"][:, 1] = F.NEVER, -1
-    a["slots"] = np.zeros((sz.nv + 1, 6), np.int64)
+    a["slots"] = np.zeros((sz.nv + 1, 7), np.int64)
     a["slots"][:, F.SL_NEXT], a["slots"][:, F.SL_EXPIRE], a["slots"][:, F.SL_TREF] = -1, F.NEVER, -1
     a["slots"][sz.nv, F.SL_EXPIRE] = F.FOREVER  # the zero row is never handed out
     a["vheap"] = np.zeros((sz.nv + 1, lanes), np.uint8)
@@ -277,6 +289,10 @@ def _state(plan: Plan, machine: Machine, lenient: bool, trace: bool, sz: Sizes,
     a["accf"] = a["accbits"].view(np.float32)
     a["xf"] = np.zeros(lanes, np.float32)
     a["dot"] = np.zeros(lanes, np.float32)
+    bcap = max(1, BATCH)
+    a["xb"] = np.zeros((bcap, lanes), np.float32)
+    a["yb"] = np.zeros((bcap, int(chip.p("mxm_cols"))), np.float32)
+    a["bmeta"] = np.zeros((bcap, 6), np.int64)
     return params, regs, a
 
 
@@ -351,8 +367,14 @@ def run_plan(plan: Plan, machine: Machine, lenient: bool, trace: bool = False,
                        m.pending, m.pending_at, m.acc, a["dtab"], a["slots"], a["vheap"], a["pw"],
                        a["pwq"], a["pwd"], a["banks"], a["lk"], a["ln"], a["lnd"], a["wmeta"],
                        a["wdec"], a["ev"], a["evh"], a["touched"], a["sl"], a["lv"], a["li"],
-                       a["lf"], a["addrs"], a["outp"], a["accbits"], a["accf"], a["xf"], a["dot"])
-        if status == F.ST_GROW_VIOL:
+                       a["lf"], a["addrs"], a["outp"], a["accbits"], a["accf"], a["xf"], a["dot"],
+                       a["xb"], a["yb"], a["bmeta"])
+        if status == F.ST_FLUSH:  # Y of the pending int8 ACC batch, one sgemm (exact)
+            nb, p = int(regs[F.R_BN]), int(regs[F.R_BPLANE])
+            rows, cols = params[F.P_ROWS], params[F.P_COLS]
+            np.matmul(a["xb"][:nb, :rows], a["wdec"][p, :rows, :cols], out=a["yb"][:nb])
+            regs[F.R_YREADY] = 1
+        elif status == F.ST_GROW_VIOL:
             viol = _grow(viol)
         elif status == F.ST_GROW_TRACE:
             a["ev"], a["evh"] = _grow(a["ev"]), _grow(a["evh"])
@@ -365,6 +387,8 @@ def run_plan(plan: Plan, machine: Machine, lenient: bool, trace: bool = False,
         why = f"too few {what}: a bound computed from the plan was too small" if what else \
             f"opcode {int(regs[F.R_ERR]):#x} has no semantics in the loop"
         raise CoreError(f"fast core stopped at issue {int(regs[F.R_K])}: {why}")
+    batch_stats.update(flushes=int(regs[F.R_NFLUSH]), blas_flushes=int(regs[F.R_NBLAS]),
+                       batched_accs=int(regs[F.R_NBACC]))
     stopped = int(regs[F.R_K]) if status == F.ST_STOPPED else -1
     violations = [tuple(r) for r in viol[: regs[F.R_NVIOL]].tolist()]
     log = None

@@ -22,6 +22,11 @@ that was 75% of the run time. So `run_issues` borrows its arrays (`borrow`: a NU
 Python caller owns them for the call), keeps the per-issue plumbing (reading stream groups,
 checks, placing outputs) inline, and calls out only for the compute kernels.
 
+Consecutive int8 ACCs on one MXM plane are batched (see "batched int8 ACCs" below): each is
+checked, placed and traced when it issues, but its value is computed with the others as one
+matmul, before any issue that could observe or change it; a big batch returns ST_FLUSH and the
+caller does the matmul with BLAS (exact: int8 sums over at most 1023 rows stay below 2^24).
+
 The semantics mirror lpu_emu/core/reference.py (the definition) step for step. Tracing is a
 flag tested where an event is recorded: the untraced path pays one predictable branch there.
 """
@@ -76,16 +81,21 @@ C_DESKEW, C_SEND, C_RECEIVE = range(3)
 # ---- params (int64, read only) and regs (int64, the loop's scalars; survive between calls) ----
 P_LANES, P_POSITIONS, P_RD, P_NV, P_RW, P_RL, P_NL, P_MEMSIZE = range(8)
 P_ROWS, P_COLS, P_NACC, P_BLOCK, P_LENIENT, P_TRACE, P_NANMODE, P_BANKS = range(8, 16)
-NPARAMS = 16
+P_BCAP, P_BMIN = 16, 17  # int8 ACC batch: capacity (0: no batching), least size worth BLAS
+NPARAMS = 18
 R_K, R_VPTR, R_LPTR, R_PWN, R_PWSCAT, R_NVIOL, R_NEV, R_NEVH, R_VERCTR, R_ERR = range(10)
-NREGS = 10
+# the pending int8 ACC batch: size, plane, weights version; Y computed by the caller (ST_FLUSH);
+# counters: flushes, flushes by the caller's matmul, ACCs that went through the batch
+R_BN, R_BPLANE, R_BVER, R_YREADY, R_NFLUSH, R_NBLAS, R_NBACC = range(10, 17)
+NREGS = 17
 # ---- columns of the packed tables ----
-SL_POS, SL_TAG, SL_ISSUE, SL_NEXT, SL_EXPIRE, SL_TREF = range(6)  # slots
+SL_POS, SL_TAG, SL_ISSUE, SL_NEXT, SL_EXPIRE, SL_TREF, SL_PEND = range(7)  # slots
+BM_ACC, BM_SLOT, BM_TREF = 0, 1, 5  # bmeta: accumulator, the 4 output slots, first trace row
 PW_COMMIT, PW_ISSUE, PW_UNIT, PW_BANK, PW_ADDR, PW_SCAT, PW_DREF, PW_IREF = range(8)  # pw
 LN_ARR, LN_EDGE, LN_LINK, LN_ISSUE, LN_W, LN_NEXT = range(6)  # ln
 WM_WVER, WM_PVER, WM_CVER, WM_CDT = range(4)  # wmeta: versions of weights, pending, the cache
 # ---- status codes ----
-ST_DONE, ST_STOPPED, ST_GROW_VIOL, ST_GROW_TRACE = 0, 1, 2, 3
+ST_DONE, ST_STOPPED, ST_GROW_VIOL, ST_GROW_TRACE, ST_FLUSH = 0, 1, 2, 3, 4
 ST_FULL_STREAMS, ST_FULL_DIAG, ST_FULL_WRITES, ST_FULL_LINKS, ST_BAD_OP = 10, 11, 12, 13, 14
 # ---- event kinds (frozen copies of lpu_emu.core.events; checked at import by fast.py) ----
 EV_ISSUE, EV_TAKE, EV_PLACE, EV_SREAD, EV_SWRITE, EV_INIT = 1, 2, 3, 4, 5, 6
@@ -498,6 +508,134 @@ def mxm_acc(dtype, plane, a, c, lanes, rows, cols, vheap, sl, lv, li, lf, xf, do
     return have
 
 
+@njit
+def mxm_acc_defer(plane, c, lanes, vheap, sl, lv, li, xb, regs, weights, weights_at, pending,
+                  pending_at, wmeta, wdec):
+    """An int8 ACC joining the batch: its x decoded into xb[R_BN] and the weights it sees
+    decoded; the compute waits for the flush. Returns whether there were weights."""
+    decode_lanes(vheap, sl[0], INT8, lanes, lv[0], li[0])
+    b = regs[R_BN]
+    for lane in range(lanes):
+        xb[b, lane] = np.float32(li[0, lane])
+    have = weights_for(weights, weights_at, pending, pending_at, wmeta, wdec, plane, c, INT8)
+    if b == 0:
+        regs[R_BPLANE], regs[R_BVER] = plane, wmeta[plane, WM_CVER]
+    return have
+
+
+# ---------------------------------------------------------------------------------------------
+# batched int8 ACCs: consecutive int8 ACCs on one plane with one weights version are deferred
+# (x kept in xb, the output slots and trace rows allocated and marked pending) and computed
+# together, Y = X @ W (exact in fp32: |sum| < 2^24), then applied in issue order. The batch is
+# flushed before anything could see or change what it computes (batch_conflict), and before the
+# loop ends or stops; big batches return ST_FLUSH so the caller does the matmul with BLAS.
+# ---------------------------------------------------------------------------------------------
+@njit
+def weights_ver(weights_at, pending_at, wmeta, plane, cycle):
+    """The weights version an ACC at `cycle` would use (weights_for's choice; 0: none)."""
+    if 0 <= pending_at[plane] <= cycle:
+        return wmeta[plane, WM_PVER]
+    if weights_at[plane] >= 0:
+        return wmeta[plane, WM_WVER]
+    return I64(0)
+
+
+@njit
+def batch_conflict(issues, k, op, params, regs, dtab, slots, weights_at, pending_at, wmeta):
+    """True if issue k could observe or change what the pending batch computes: it reads or
+    replaces a pending placement, may recycle a pending slot, clears an accumulator of the
+    batch's plane, or is an ACC that cannot join the batch (the batch is full, another plane or
+    dtype, other weights)."""
+    if regs[R_BN] >= params[P_BCAP]:
+        return True
+    kind, sub = op >> 5, op & 31
+    c, pos, dtype, unit = issues[k, CYCLE], issues[k, POS], issues[k, DTYPE], issues[k, UNIT]
+    plane = regs[R_BPLANE]
+    n_in, outw = 0, I64(0)
+    if kind == K_MEM:
+        n_in = 0 if sub == M_READ else (2 if sub == M_SCATTER else 1)
+        outw = I64(1) if sub in (M_READ, M_GATHER) else I64(0)
+    elif kind == K_VXM:
+        n_in = 2 if sub <= V_MIN else 1
+        outw = issues[k, WC]
+    elif kind == K_MXM:
+        n_in = 1 if sub in (X_LW, X_ACC) else 0
+        if sub == X_ABC and unit == plane:
+            return True
+        if sub == X_ACC:
+            outw = I64(4)
+            if unit == plane:
+                if dtype != INT8:
+                    return True
+                if weights_ver(weights_at, pending_at, wmeta, unit, c) != regs[R_BVER]:
+                    return True
+            elif dtype == INT8:
+                return True
+    elif kind == K_SXM:
+        n_in = 1
+        outw = issues[k, WC]
+    elif kind == K_C2C:
+        n_in = 1 if sub == C_SEND else 0
+        outw = issues[k, WC] if sub == C_RECEIVE else I64(0)
+    rd, nv = params[P_RD], params[P_NV]
+    for j in range(n_in):
+        code, w = (issues[k, SA], issues[k, WA]) if j == 0 else (issues[k, SB], issues[k, WB])
+        for i in range(w):
+            s = look(dtab, slots, rd, code + i, pos, c)
+            if s >= 0 and slots[s, SL_PEND]:
+                return True
+    t = c + issues[k, LAT]
+    sc = issues[k, SC]
+    for i in range(outw):
+        s = at(dtab, slots, rd, sc + i, pos, t)
+        if s >= 0 and slots[s, SL_PEND]:
+            return True
+        if slots[(regs[R_VPTR] + i) % nv, SL_PEND]:
+            return True
+    return False
+
+
+@njit
+def batch_compute(xb, yb, wdec, regs, rows, cols):
+    """Y of the pending batch in the loop (small batches): as acc_compute's int8 path (exact in
+    any order), k outermost so each weight row is loaded once for the whole batch."""
+    w = wdec[regs[R_BPLANE]]
+    nb = regs[R_BN]
+    for i in range(nb):
+        for j in range(cols):
+            yb[i, j] = 0
+    for kk in range(rows):
+        for i in range(nb):
+            xk = xb[i, kk]
+            if xk != 0:
+                for j in range(cols):
+                    yb[i, j] += xk * w[kk, j]
+
+
+@njit
+def batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes):
+    """Apply the batch's Y in issue order: acc = wrap32(acc + y), its 4 byte planes into the
+    output slots (and trace rows) allocated when the ACCs issued. Empties the batch."""
+    plane = regs[R_BPLANE]
+    for i in range(regs[R_BN]):
+        a = bmeta[i, BM_ACC]
+        for j in range(cols):
+            v = np.int64(np.int32(acc[plane, a, j])) + np.int64(yb[i, j])
+            acc[plane, a, j] = np.uint32(v & 0xFFFFFFFF)
+        for p in range(4):
+            s = bmeta[i, BM_SLOT + p]
+            slots[s, SL_PEND] = 0
+            for lane in range(lanes):
+                vheap[s, lane] = (acc[plane, a, lane] >> (8 * p)) & 0xFF
+            if trace:
+                r = bmeta[i, BM_TREF] + p
+                for lane in range(lanes):
+                    evh[r, lane] = vheap[s, lane]
+    regs[R_NFLUSH] += 1
+    regs[R_BN] = 0
+    regs[R_YREADY] = 0
+
+
 # ---------------------------------------------------------------------------------------------
 # the loop (reference: Interpreter.run and execute)
 # ---------------------------------------------------------------------------------------------
@@ -505,7 +643,8 @@ def mxm_acc(dtype, plane, a, c, lanes, rows, cols, vheap, sl, lv, li, lf, xf, do
 def run_issues(issues, opmap, params, regs, found, viol,
                sram, lanemaps, wbuf, wbuf_rows, weights, weights_at, pending, pending_at, acc,
                dtab, slots, vheap, pw, pwq, pwd, banks, lk, ln, lnd, wmeta, wdec,
-               ev, evh, touched, sl, lv, li, lf, addrs, outp, accbits, accf, xf, dot):
+               ev, evh, touched, sl, lv, li, lf, addrs, outp, accbits, accf, xf, dot,
+               xb, yb, bmeta):
     """Run issues from regs[R_K] on; returns a status (regs[R_K]: where it stopped or resumes)."""
     issues, opmap, params, regs, found, viol = (borrow(issues), borrow(opmap), borrow(params),
                                                 borrow(regs), borrow(found), borrow(viol))
@@ -521,15 +660,30 @@ def run_issues(issues, opmap, params, regs, found, viol,
     sl, lv, li, lf, addrs = borrow(sl), borrow(lv), borrow(li), borrow(lf), borrow(addrs)
     outp, accbits, accf = borrow(outp), borrow(accbits), borrow(accf)
     xf, dot = borrow(xf), borrow(dot)
+    xb, yb, bmeta = borrow(xb), borrow(yb), borrow(bmeta)
 
     n = issues.shape[0]
     trace, lenient = params[P_TRACE] != 0, params[P_LENIENT] != 0
     lanes, size, rd, nv = params[P_LANES], params[P_MEMSIZE], params[P_RD], params[P_NV]
     positions, nacc = params[P_POSITIONS], params[P_NACC]
     zero = nv  # vheap[nv] is all zeros: what a reader gets where nothing passes
+    rows, cols, bmin = params[P_ROWS], params[P_COLS], params[P_BMIN]
+    if regs[R_YREADY]:  # resumed after ST_FLUSH: the caller computed the batch's Y
+        batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
     k = regs[R_K]
     while k < n:
         c = issues[k, CYCLE]
+        # ---- 0. flush the pending int8 ACC batch if this issue could observe or change it ----
+        if regs[R_BN] > 0:
+            op = opmap[issues[k, OP] & 255]
+            if op < 0 or batch_conflict(issues, k, op, params, regs, dtab, slots, weights_at,
+                                        pending_at, wmeta):
+                if regs[R_BN] >= bmin:
+                    regs[R_K] = k
+                    regs[R_NBLAS] += 1
+                    return ST_FLUSH
+                batch_compute(xb, yb, wdec, regs, rows, cols)
+                batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
         # ---- room for this issue's records (the buffers grow between calls) ----
         if regs[R_NVIOL] + 8 > viol.shape[0]:
             regs[R_K] = k
@@ -558,6 +712,9 @@ def run_issues(issues, opmap, params, regs, found, viol,
             if trace:
                 ev_add(ev, regs, c, I64(EV_VIOL), k, v, viol[i, 3], viol[i, 4], viol[i, 5], I64(-1))
             if not lenient:
+                if regs[R_BN] > 0:
+                    batch_compute(xb, yb, wdec, regs, rows, cols)
+                    batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
                 regs[R_K] = k
                 return ST_STOPPED
         # ---- 2. writes landing before c ----
@@ -604,6 +761,7 @@ def run_issues(issues, opmap, params, regs, found, viol,
                            slots[s, SL_TAG], slots[s, SL_TREF])
         # ---- 4. compute into outp (nothing of the machine changes yet) ----
         outw, tag, have_w, lsend = I64(0), dtype, True, I64(-1)
+        batched = kind == K_MXM and sub == X_ACC and dtype == INT8 and params[P_BCAP] > 0
         if kind == K_MEM:
             if sub in (M_READ, M_GATHER):
                 last_read = banks[unit, bank, banks.shape[2] - 1]
@@ -631,6 +789,12 @@ def run_issues(issues, opmap, params, regs, found, viol,
             tag = vxm(sub, dtype, issues[k, DTYPE2], imm, lanes, params[P_NANMODE], vheap, sl, lv,
                       li, lf, outp)
             outw = issues[k, WC]
+        elif batched:
+            have_w = mxm_acc_defer(unit, c, lanes, vheap, sl, lv, li, xb, regs, weights,
+                                   weights_at, pending, pending_at, wmeta, wdec)
+            if not have_w:
+                flag(found, I64(NO_WEIGHTS), unit, imm, I64(0))
+            outw, tag = I64(4), INT32
         elif kind == K_MXM and sub == X_ACC:
             have_w = mxm_acc(dtype, unit, imm % nacc, c, lanes, params[P_ROWS], params[P_COLS],
                              vheap, sl, lv, li, lf, xf, dot, weights, weights_at, pending,
@@ -672,6 +836,9 @@ def run_issues(issues, opmap, params, regs, found, viol,
                     ev_add(ev, regs, c, I64(EV_VIOL), k, kd, found[kd, 1], found[kd, 2],
                            found[kd, 3], I64(-1))
                 if not lenient:
+                    if regs[R_BN] > 0:
+                        batch_compute(xb, yb, wdec, regs, rows, cols)
+                        batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
                     regs[R_K] = k
                     return ST_STOPPED
         # ---- 6. apply: place the outputs (reference Streams.place), then the op's effects ----
@@ -699,6 +866,11 @@ def run_issues(issues, opmap, params, regs, found, viol,
                 slots[s, SL_NEXT] = dtab[h, 1]
                 dtab[h, 1] = s
             slots[s, SL_TAG], slots[s, SL_ISSUE], slots[s, SL_TREF] = tag, k, tref
+            if batched:  # the value comes at the flush
+                slots[s, SL_PEND] = 1
+                bmeta[regs[R_BN], BM_SLOT + i] = s
+                if i == 0:
+                    bmeta[regs[R_BN], BM_TREF] = tref
             for lane in range(lanes):
                 vheap[s, lane] = outp[i, lane]
             if trace:
@@ -752,8 +924,13 @@ def run_issues(issues, opmap, params, regs, found, viol,
                     ev_add(ev, regs, c, I64(EV_ABC), k, unit, imm % nacc, I64(0), I64(0), I64(-1))
             elif sub == X_ACC:
                 land(weights, weights_at, pending, pending_at, wmeta, unit, c)
-                for lane in range(lanes):
-                    acc[unit, imm % nacc, lane] = accbits[lane]
+                if batched:
+                    bmeta[regs[R_BN], BM_ACC] = imm % nacc
+                    regs[R_BN] += 1
+                    regs[R_NBACC] += 1
+                else:
+                    for lane in range(lanes):
+                        acc[unit, imm % nacc, lane] = accbits[lane]
                 if trace:
                     ev_add(ev, regs, c, I64(EV_ACC), k, unit, imm % nacc,
                            I64(1) if have_w else I64(0), I64(0), regs[R_NEVH] - 4)
@@ -769,6 +946,13 @@ def run_issues(issues, opmap, params, regs, found, viol,
             regs[R_K] = k
             return status
         k += 1
+    if regs[R_BN] > 0:
+        if regs[R_BN] >= bmin:
+            regs[R_K] = n
+            regs[R_NBLAS] += 1
+            return ST_FLUSH
+        batch_compute(xb, yb, wdec, regs, rows, cols)
+        batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
     if trace:
         pwn, scat = regs[R_PWN], regs[R_PWSCAT]
         if (regs[R_NEV] + 2 * pwn + (lanes + 1) * scat > ev.shape[0]
