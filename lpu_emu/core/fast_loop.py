@@ -636,6 +636,25 @@ def batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes):
     regs[R_YREADY] = 0
 
 
+@njit
+def batch_finish(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols, lanes):
+    """Compute and apply the pending batch in the loop."""
+    batch_compute(xb, yb, wdec, regs, rows, cols)
+    batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
+
+
+@njit
+def batch_flush(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols, lanes,
+                bmin):
+    """Empty the pending batch: in the loop when it is small, else True: the caller returns
+    ST_FLUSH so that fast.py computes Y with BLAS and resumes the loop."""
+    if regs[R_BN] >= bmin:
+        regs[R_NBLAS] += 1
+        return True
+    batch_finish(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols, lanes)
+    return False
+
+
 # ---------------------------------------------------------------------------------------------
 # the loop (reference: Interpreter.run and execute)
 # ---------------------------------------------------------------------------------------------
@@ -676,14 +695,12 @@ def run_issues(issues, opmap, params, regs, found, viol,
         # ---- 0. flush the pending int8 ACC batch if this issue could observe or change it ----
         if regs[R_BN] > 0:
             op = opmap[issues[k, OP] & 255]
-            if op < 0 or batch_conflict(issues, k, op, params, regs, dtab, slots, weights_at,
-                                        pending_at, wmeta):
-                if regs[R_BN] >= bmin:
-                    regs[R_K] = k
-                    regs[R_NBLAS] += 1
-                    return ST_FLUSH
-                batch_compute(xb, yb, wdec, regs, rows, cols)
-                batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
+            conflict = op < 0 or batch_conflict(issues, k, op, params, regs, dtab, slots,
+                                                weights_at, pending_at, wmeta)
+            if conflict and batch_flush(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace,
+                                        rows, cols, lanes, bmin):
+                regs[R_K] = k
+                return ST_FLUSH
         # ---- room for this issue's records (the buffers grow between calls) ----
         if regs[R_NVIOL] + 8 > viol.shape[0]:
             regs[R_K] = k
@@ -713,8 +730,8 @@ def run_issues(issues, opmap, params, regs, found, viol,
                 ev_add(ev, regs, c, I64(EV_VIOL), k, v, viol[i, 3], viol[i, 4], viol[i, 5], I64(-1))
             if not lenient:
                 if regs[R_BN] > 0:
-                    batch_compute(xb, yb, wdec, regs, rows, cols)
-                    batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
+                    batch_finish(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace,
+                                 rows, cols, lanes)
                 regs[R_K] = k
                 return ST_STOPPED
         # ---- 2. writes landing before c ----
@@ -837,8 +854,8 @@ def run_issues(issues, opmap, params, regs, found, viol,
                            found[kd, 3], I64(-1))
                 if not lenient:
                     if regs[R_BN] > 0:
-                        batch_compute(xb, yb, wdec, regs, rows, cols)
-                        batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
+                        batch_finish(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace,
+                                     rows, cols, lanes)
                     regs[R_K] = k
                     return ST_STOPPED
         # ---- 6. apply: place the outputs (reference Streams.place), then the op's effects ----
@@ -946,13 +963,10 @@ def run_issues(issues, opmap, params, regs, found, viol,
             regs[R_K] = k
             return status
         k += 1
-    if regs[R_BN] > 0:
-        if regs[R_BN] >= bmin:
-            regs[R_K] = n
-            regs[R_NBLAS] += 1
-            return ST_FLUSH
-        batch_compute(xb, yb, wdec, regs, rows, cols)
-        batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
+    if regs[R_BN] > 0 and batch_flush(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace,
+                                      rows, cols, lanes, bmin):
+        regs[R_K] = n
+        return ST_FLUSH
     if trace:
         pwn, scat = regs[R_PWN], regs[R_PWSCAT]
         if (regs[R_NEV] + 2 * pwn + (lanes + 1) * scat > ev.shape[0]
