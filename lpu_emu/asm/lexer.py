@@ -58,19 +58,28 @@ class Token:
 WhereFn = Callable[[int, int], Where]
 
 
+def string_end(text: str, i: int, stop: int | None = None) -> int:
+    """Index of the quote closing the string that opens at text[i] (a backslash escapes the next
+    character), or `stop` (default len(text)) when it is not closed before."""
+    stop = len(text) if stop is None else stop
+    i += 1
+    while i < stop:
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == '"':
+            return i
+        i += 1
+    return stop
+
+
 def comment_start(text: str) -> int:
     """Index of the `;` that starts the comment (outside strings), or len(text)."""
-    in_str = False
     i = 0
     while i < len(text):
         c = text[i]
-        if in_str:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
+        if c == '"':
+            i = string_end(text, i)
         elif c == ";":
             return i
         i += 1

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lpu_emu.asm.diag import Where, error
-from lpu_emu.asm.lexer import Token, comment_start, tokenize
+from lpu_emu.asm.lexer import Token, comment_start, string_end, tokenize
 from lpu_emu.errors import AsmError, Span
 
 MAX_INCLUDE_DEPTH = 64
@@ -316,17 +316,12 @@ def split_args(text: str, start: int, stop: int) -> list[tuple[str, int]]:
     parentheses or brackets), stripped; each with its 0-based column. No text: no arguments."""
     if not text[start:stop].strip():
         return []
-    args, depth, in_str, begin = [], 0, False, start
+    args, depth, begin = [], 0, start
     i = start
     while i < stop:
         c = text[i]
-        if in_str:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
+        if c == '"':
+            i = string_end(text, i, stop)
         elif c in "([":
             depth += 1
         elif c in ")]":
