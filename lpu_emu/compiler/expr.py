@@ -1,0 +1,79 @@
+"""Per-element expressions: what the lowering hands a VXM kernel to compute.
+
+An `Expr` is a small tree over leaves (tensors read from SRAM) and immediates. Leaves say how a
+tensor meets the output's grid: `full` (same rows and columns), `row` (one row broadcast down
+the rows: a bias), `col` (one value per row, stored broadcast across the lanes: a mean, a max).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Leaf:
+    name: str
+    mode: str = "full"  # "full" | "row" | "col"
+
+
+@dataclass(frozen=True)
+class Imm:
+    value: float
+
+
+@dataclass(frozen=True)
+class Ex:
+    mnemonic: str  # a VXM mnemonic (Add, MulI, Exp, Cvt, ...)
+    args: tuple  # Ex | Leaf; immediates go in `imm`
+    imm: float | None = None
+    dtype: str = "fp32"
+    dtype2: str | None = None
+
+
+def leaves(e) -> list[Leaf]:
+    if isinstance(e, Leaf):
+        return [e]
+    if isinstance(e, Ex):
+        out = []
+        for a in e.args:
+            out += [x for x in leaves(a) if x not in out]
+        return out
+    return []
+
+
+def size(e) -> tuple[int, int]:
+    """(ALU ops, of which transcendental) in the tree."""
+    if not isinstance(e, Ex):
+        return 0, 0
+    ops, large = 1, int(e.mnemonic in ("Exp", "Rsqrt", "Tanh", "Erf"))
+    for a in e.args:
+        o, g = size(a)
+        ops, large = ops + o, large + g
+    return ops, large
+
+
+# constructors that read like the math
+def add(a, b):
+    if isinstance(b, Imm):
+        return Ex("AddI", (a,), b.value)
+    if isinstance(a, Imm):
+        return Ex("AddI", (b,), a.value)
+    return Ex("Add", (a, b))
+
+
+def sub(a, b):
+    if isinstance(b, Imm):
+        return Ex("AddI", (a,), -b.value)
+    return Ex("Sub", (a, b))
+
+
+def mul(a, b):
+    if isinstance(b, Imm):
+        return Ex("MulI", (a,), b.value)
+    if isinstance(a, Imm):
+        return Ex("MulI", (b,), a.value)
+    return Ex("Mul", (a, b))
+
+
+def unary(mnemonic: str, a):
+    return Ex(mnemonic, (a,))
