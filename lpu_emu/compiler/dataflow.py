@@ -25,7 +25,7 @@ from typing import Any
 from lpu_emu.compiler.placement import Loc
 from lpu_emu.compiler.target import Target
 from lpu_emu.errors import LpuError
-from lpu_emu.spec.encoding import stream_code
+from lpu_emu.spec.encoding import imm_to_bits, stream_code
 
 LARGE = ("Exp", "Rsqrt", "Tanh", "Erf")
 
@@ -69,6 +69,14 @@ class Op:
         if self.mnemonic == "ACC":
             return "int32" if self.dtype == "int8" else "fp32"
         return self.dtype2 or self.dtype
+
+
+@dataclass(eq=False)
+class Fixed:
+    """A value on a stream group that the graph does not produce (a recurrence's feedback):
+    read where and when its consumer issues, never routed or timed."""
+
+    out_stream: int
 
 
 @dataclass(eq=False)
@@ -203,7 +211,7 @@ def timed(target: Target, sinks: list, streams: Streams, alus: Alus) -> list[Slo
     slots: list[Slot] = []
     # 3. values: a stream group each, Mov chains for early arrivals at VXM consumers
     for n in order:
-        if isinstance(n, Write):
+        if isinstance(n, (Write, Fixed)):
             continue
         _route(target, n, consumers[id(n)], t, lat, pos, streams, alus, slots)
     for op in ops:
@@ -217,6 +225,8 @@ def _route(target: Target, n, uses: list, t, lat, pos, streams: Streams, alus: A
     vxm = target.vxm_position
     dtype = n.out_dtype if isinstance(n, Op) else n.dtype
     w = target.width(dtype)
+    if isinstance(n, Op) and getattr(n, "out_stream", None) is not None:
+        return  # a recurrence: its result goes to the stream it was given
     if not uses:
         outs = isinstance(n, Op) and any(o.kind == "stream" and o.role == "out"
                                          for o in target.ins(n.mnemonic).operands)
@@ -325,6 +335,8 @@ def _op_slot(target: Target, op: Op, t: int) -> Slot:
             values[o.name] = op.acc or 0
         elif o.default is not None and op.imm is None:
             values[o.name] = o.default
+        elif o.kind == "imm32":
+            values[o.name] = imm_to_bits(op.imm, target.isa.dtypes[op.dtype])
         else:
             values[o.name] = op.imm
     vary = "acc" if op.acc_step else None

@@ -8,15 +8,25 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lpu_emu.compiler import expr as E
-from lpu_emu.compiler.dataflow import Alus, Op, Read, Slot, Streams, Write, timed
+from lpu_emu.compiler.dataflow import (
+    Alus,
+    CompileError,
+    Fixed,
+    Op,
+    Read,
+    Slot,
+    Streams,
+    Write,
+    timed,
+)
 from lpu_emu.compiler.kernel import Kernel, Pipe
 from lpu_emu.compiler.placement import Loc
 from lpu_emu.compiler.target import Target
+from lpu_emu.spec.encoding import stream_code
 
 
 def _load_streams(target: Target, planes: list[int], mxm_dtype: str) -> int:
@@ -65,57 +75,72 @@ def elementwise(target: Target, note: str, out: Loc, ex, locs: dict[str, Loc]) -
 
 
 @dataclass(frozen=True)
-class Part:
-    """One pass of a matmul over a K tile: weights `w` (per n tile, a Loc of K rows in the MXM
-    dtype) times the activations converted by each of `xs` (fp32 activation node -> MXM input)."""
+class Src:
+    """Rows row.. of chunk `chunk` of a placed tensor."""
 
-    w: dict[int, Loc]
-    xs: tuple[Callable, ...]
-
-
-def _convert(dtype: str) -> Callable:
-    """fp32 activations -> the MXM dtype (round to nearest even)."""
-    return lambda x, note: Op("Cvt", "fp32", (x,), dtype2=dtype, note=note)
+    loc: Loc
+    chunk: int
+    row: int = 0
 
 
-def matmul(target: Target, note: str, x: Loc, parts: list[Part], mxm_dtype: str, out: Loc,
-           epilogue: Callable[[int], object], locs: dict[str, Loc], planes: list[int],
-           r0: int, rows: int, tiles: list[int]) -> Kernel:
-    """out[r0:r0+rows, tile nt] = epilogue(x @ W) for each n tile nt in `tiles`, tile i on plane
-    planes[i]; accumulation over the K tiles (and parts, for split precision) in accumulators
-    0..rows-1 of each plane."""
+@dataclass(frozen=True)
+class Pass:
+    """One use of the planes: install `k_rows` weight rows per plane (tile i's from w[i], each
+    row through `w_conv` on its way, e.g. an activation rounded to the MXM dtype; `install` is IW,
+    or IWT to install them transposed), then stream `rows` activation rows from `x` through
+    `x_conv` into every plane, accumulating."""
+
+    w: tuple[Src, ...]
+    k_rows: int
+    x: Src
+    x_conv: Callable
+    w_conv: Callable | None = None
+    install: str = "IW"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Passes accumulated into accumulators 0..rows-1 of every plane, then written:
+    out[out_row.., out_chunks[i]] = epilogue(chunk) with Leaf "@acc" for plane i's result."""
+
+    passes: tuple[Pass, ...]
+    rows: int
+    out: Loc
+    out_chunks: tuple[int, ...]
+    out_row: int
+    epilogue: Callable[[int], object]
+
+
+def _same_weights(a: Pass, b: Pass) -> bool:
+    return (a.w, a.w_conv, a.install, a.k_rows) == (b.w, b.w_conv, b.install, b.k_rows)
+
+
+def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list[int],
+        locs: dict[str, Loc]) -> Kernel:
+    """Run the jobs one after another on the planes; an install is shared by consecutive passes
+    with the same weights (even across jobs)."""
     chip = target.chip
     pipes: list[Pipe] = []
     streams: list[Streams] = []
     t = 0
-    # ABC: clear the accumulators
-    for q in planes:
-        abc = Slot(q, "ABC", None, (("acc", 0),), 0, "acc", 1, note)
-        pipes.append(Pipe([abc], rows, t))
-    t += rows
-    kt_n = math.ceil(x.cols / target.lanes)
     lat_iw = max(target.latency("IW"), target.occupancy("IW"))
-    passes = [(kt, p) for kt in range(kt_n) for p in parts]
-    split = target.streams - _load_streams(target, planes, mxm_dtype)
+    split_at = target.streams - _load_streams(target, planes, mxm_dtype)
     feed_free = -(1 << 40)  # when the activation path of the previous pass is done
-    for i, (kt, part) in enumerate(passes):
-        k_rows = min(target.lanes, x.cols - kt * target.lanes)
-        # load: weight rows of tile (kt, nt) to plane i
-        s_load = Streams(split, target.streams)
-        loads = [Op("LW", mxm_dtype, (Read(part.w[nt], 0, kt * target.lanes, 1, note),),
-                    unit="mxm", queue=q, note=note) for q, nt in zip(planes, tiles, strict=True)]
-        slots = timed(target, loads, s_load, Alus(target, []))
-        lw_t = next(s.t for s in slots if s.mnemonic == "LW")
-        pipes.append(Pipe(slots, k_rows, t - lw_t))
-        streams.append(s_load)
-        t += k_rows
-        for q in planes:
-            pipes.append(Pipe([Slot(q, "IW", None, (), 0, note=note)], 1, t))
-        t += lat_iw
-        for j, conv in enumerate(part.xs):
-            last = i == len(passes) - 1 and j == len(part.xs) - 1
-            s_main = Streams(0, split)
-            xv = conv(Read(x, kt, r0, 1, note), note)
+    prev: Pass | None = None
+    for job in jobs:
+        for q in planes:  # clear the accumulators
+            pipes.append(Pipe([Slot(q, "ABC", None, (("acc", 0),), 0, "acc", 1, note)],
+                              job.rows, t))
+        t += job.rows
+        for i, ps in enumerate(job.passes):
+            if prev is None or not _same_weights(ps, prev):
+                t, feed_free = _load(target, note, ps, planes, mxm_dtype, split_at, t,
+                                     feed_free, pipes, streams)
+                t += lat_iw
+            prev = ps
+            last = i == len(job.passes) - 1
+            s_main = Streams(0, split_at)
+            xv = ps.x_conv(Read(ps.x.loc, ps.x.chunk, ps.x.row, 1, note), note)
             sides: dict[bool, Op] = {}
             accs = []
             for q in planes:
@@ -124,34 +149,138 @@ def matmul(target: Target, note: str, x: Loc, parts: list[Part], mxm_dtype: str,
                     sides[side] = xv if not sides else Op("Mov", mxm_dtype, (xv,), note=note)
                 accs.append(Op("ACC", mxm_dtype, (sides[side],), unit="mxm", queue=q, acc=0,
                                acc_step=1, note=note))
-            sinks = accs
+            sinks: list = accs
             if last:
                 sinks = []
-                for nt, a in zip(tiles, accs, strict=True):
-                    root = build(epilogue(nt), nt, locs, {}, note, {"@acc": a}, r0)
-                    sinks.append(Write(root, out, nt, r0, 1, note))
+                for c, a in zip(job.out_chunks, accs, strict=True):
+                    root = build(job.epilogue(c), c, locs, {}, note, {"@acc": a}, job.out_row)
+                    sinks.append(Write(root, job.out, c, job.out_row, 1, note))
             slots = timed(target, sinks, s_main, Alus(target))
             acc_ts = [s.t for s in slots if s.mnemonic == "ACC"]
-            first = min(s.t for s in slots)
-            # after the plane's previous work, and after the previous pass's reads and ALU work
-            start = max(t - min(acc_ts), feed_free - first)
-            pipes.append(Pipe(slots, rows, start))
+            start = max(t - min(acc_ts), feed_free - min(s.t for s in slots))
+            pipes.append(Pipe(slots, job.rows, start))
             streams.append(s_main)
-            t = start + max(acc_ts) + rows
-            feed_free = start + max(s.t for s in slots if s.mnemonic != "ACC") + rows
-    macs = rows * x.cols * sum(min(target.lanes, out.cols - nt * target.lanes) for nt in tiles)
-    reads = {x.name} | {w.name for p in parts for w in p.w.values()}
-    for nt in tiles:
-        reads |= {lf.name for lf in E.leaves(epilogue(nt)) if lf.name != "@acc"}
-    return Kernel(note, pipes, streams, frozenset(reads), frozenset({out.name}), "mxm",
-                  {"macs": macs * sum(len(p.xs) for p in parts)})
+            t = start + max(acc_ts) + job.rows
+            feed_free = start + max(s.t for s in slots if s.mnemonic != "ACC") + job.rows
+    macs = sum(j.rows * ps.k_rows * sum(j.out.chunk_cols(c) for c in j.out_chunks)
+               for j in jobs for ps in j.passes)
+    reads = {ps.x.loc.name for j in jobs for ps in j.passes}
+    reads |= {w.loc.name for j in jobs for ps in j.passes for w in ps.w}
+    for j in jobs:
+        for c in j.out_chunks:
+            reads |= {lf.name for lf in E.leaves(j.epilogue(c)) if lf.name != "@acc"}
+    return Kernel(note, pipes, streams, frozenset(reads), frozenset(j.out.name for j in jobs),
+                  "mxm", {"macs": macs})
 
 
-def split_lo(dtype: str) -> Callable:
-    """The low part of an fp32 activation in `dtype`: x - fp32(hi(x)), rounded to dtype."""
-    def lo(x, note):
-        hi = Op("Cvt", "fp32", (x,), dtype2=dtype, note=note)
-        back = Op("Cvt", dtype, (hi,), dtype2="fp32", note=note)
-        return Op("Cvt", "fp32", (Op("Sub", "fp32", (x, back), note=note),), dtype2=dtype,
-                  note=note)
-    return lo
+def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str,
+          split_at: int, t: int, feed_free: int, pipes: list[Pipe],
+          streams: list[Streams]) -> tuple[int, int]:
+    """LW the pass's weight rows into every plane, then IW/IWT; returns (cycle after the
+    install issues, when the ALUs the loads used are free)."""
+    s_load = Streams(split_at, target.streams)
+    loads = []
+    for q, src in zip(planes, ps.w, strict=True):
+        v = Read(src.loc, src.chunk, src.row, 1, note)
+        if ps.w_conv is not None:
+            v = ps.w_conv(v, note)
+        loads.append(Op("LW", mxm_dtype, (v,), unit="mxm", queue=q, note=note))
+    slots = timed(target, loads, s_load, Alus(target))
+    lw_ts = [s.t for s in slots if s.mnemonic == "LW"]
+    start = max(t - min(lw_ts), feed_free - min(s.t for s in slots))
+    pipes.append(Pipe(slots, ps.k_rows, start))
+    streams.append(s_load)
+    t = start + max(lw_ts) + ps.k_rows
+    if ps.w_conv is not None:  # the conversions use the ALUs the feed uses
+        feed_free = start + max(s.t for s in slots if s.mnemonic != "LW") + ps.k_rows
+    for q in planes:
+        pipes.append(Pipe([Slot(q, ps.install, None, (), 0, note=note)], 1, t))
+    return t, feed_free
+
+
+def split(dtype: str, part: int) -> Callable:
+    """Part `part` (0 = high) of an fp32 value split into a sum of `dtype` values:
+    r0 = x, part_i = dtype(r_i), r_{i+1} = r_i - fp32(part_i). Three bf16 parts hold all 24 bits
+    of an fp32 significand, so split precision reaches fp32 accuracy on the bf16 MXM."""
+    def conv(x, note):
+        r = x
+        for _ in range(part):
+            hi = Op("Cvt", "fp32", (r,), dtype2=dtype, note=note)
+            r = Op("Sub", "fp32", (r, Op("Cvt", dtype, (hi,), dtype2="fp32", note=note)),
+                   note=note)
+        return Op("Cvt", "fp32", (r,), dtype2=dtype, note=note)
+    return conv
+
+
+# the recurrences of `colreduce`: the op, and the one that starts a chain (same latency)
+CHAIN = {"max": ("Max", "MaxI", float("-inf")), "sum": ("Add", "AddI", 0.0)}
+
+
+def colreduce(target: Target, note: str, how: str, ex, locs: dict[str, Loc], out: Loc,
+              rows: int, also: Loc | None = None) -> Kernel:
+    """out[0, :] = reduce over rows r of ex(r) (max or sum), per chunk; `also`, if given,
+    receives ex itself (e.g. the exponentials a softmax normalises).
+
+    One value a cycle enters a recurrence on one ALU: acc <- op(x_r, acc). The op's result comes
+    back after its latency L, so L interleaved chains share the ALU (row r joins chain r mod L),
+    each started by the immediate form (x op identity); at the end a Mov lines the chains' last
+    values up and one more op combines them."""
+    op, first, identity = CHAIN[how]
+    lat = target.latency(op)
+    if target.latency(first) != lat or lat != 2 * target.latency("Mov"):
+        raise CompileError(f"colreduce needs {op} and {first} of one latency, twice Mov's")
+    pipes: list[Pipe] = []
+    streams: list[Streams] = []
+    start = 0
+    for c in range(out.nchunks):
+        west = out.chunks[c].slices[0].position < target.vxm_position
+        s = Streams(0, target.streams)
+        f_code, g, h = (stream_code(s.take(west, 4), west) for _ in range(3))
+        chain = []
+        for r0, count, mnem in ((0, min(lat, rows), first), (lat, rows - lat, op)):
+            if count <= 0:
+                continue
+            s_k = Streams(0, target.streams, {w: set(u) for w, u in s.used.items()})
+            root = build(ex, c, locs, {}, note, None, r0)
+            node = Op(mnem, "fp32", (root,) if mnem == first else (root, Fixed(f_code)),
+                      imm=identity if mnem == first else None, note=note)
+            node.out_stream = f_code
+            sinks = [node] + ([Write(root, also, c, r0, 1, note)] if also is not None else [])
+            slots = timed(target, sinks, s_k, Alus(target))
+            t_op = next(x.t for x in slots if x.mnemonic == mnem and x.queue == node.queue)
+            chain.append((r0, count, slots, t_op, node.queue))
+            streams.append(s_k)
+        base = max(x[3] for x in chain)  # the chain op of row r issues at start + base + r
+        for r0, count, slots, t_op, _ in chain:
+            pipes.append(Pipe(slots, count, start + base - t_op + r0))
+        end = start + base + rows
+        pipes.append(_combine(target, note, op, lat, (f_code, g, h), min(lat, rows), end,
+                              chain[-1][4], out, c))
+        streams.append(s)
+        start = end + 2 * lat + 1
+    return Kernel(note, pipes, streams, frozenset(x.name for x in E.leaves(ex)),
+                  frozenset({out.name} | ({also.name} if also else set())), "vxm",
+                  {"alu": (E.size(ex)[0] + 1) * rows * out.nchunks})
+
+
+def _combine(target: Target, note: str, op: str, lat: int, codes: tuple[int, int, int],
+             chains: int, end: int, alu: int, out: Loc, c: int) -> Pipe:
+    """The chains' last values are placed at end + lat - chains .. end + lat - 1 on the
+    feedback group f; combine them (two chains: a Mov onto g lines the first up with the
+    second, the op puts the result on h) and write it to out chunk c."""
+    f_code, g, h = codes
+    slots = []
+    if chains == 1:
+        result, ready = f_code, end + lat - 1
+    else:
+        first = end + lat - 2
+        slots.append(Slot(alu, "Mov", "fp32", (("x", f_code), ("z", g)), first, note=note))
+        slots.append(Slot(alu, op, "fp32", (("x", g), ("y", f_code), ("z", h)), first + 1,
+                          note=note))
+        result, ready = h, first + 1 + lat
+    ch = out.chunks[c]
+    for p, sl in enumerate(ch.slices):
+        slots.append(Slot(sl.index, "Write", "fp32", (("src", result + p),
+                                                      ("dst", (ch.bank, ch.addr))),
+                          ready + target.hops(target.vxm_position, sl.position), note=note))
+    return Pipe(slots, 1, 0)

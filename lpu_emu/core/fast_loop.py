@@ -74,7 +74,7 @@ K_ICU, K_MEM, K_VXM, K_MXM, K_SXM, K_C2C = range(6)
 M_READ, M_WRITE, M_GATHER, M_SCATTER = range(4)
 # VXM subs: 0..12 are the jit_ops V_* ALU ops; then the immediate forms and Cvt
 X_ADDI, X_MULI, X_MAXI, X_MINI, X_CVT = 13, 14, 15, 16, 17
-X_LW, X_IW, X_ABC, X_ACC = range(4)
+X_LW, X_IW, X_ABC, X_ACC, X_IWT = range(5)
 S_SHIFTUP, S_SHIFTDOWN, S_ROTATE, S_PERMUTE, S_DISTRIBUTE, S_TRANSPOSE = range(6)
 C_DESKEW, C_SEND, C_RECEIVE = range(3)
 
@@ -921,14 +921,22 @@ def run_issues(issues, opmap, params, regs, found, viol,
                 if trace:
                     ev_add(ev, regs, c, I64(EV_LW), k, unit, r if r < wbuf.shape[1] else I64(-1),
                            issues[k, WA], I64(0), I64(-1))
-            elif sub == X_IW:
+            elif sub == X_IW or sub == X_IWT:
                 land(weights, weights_at, pending, pending_at, wmeta, unit, c)
                 if trace:
                     ev_add(ev, regs, c, I64(EV_IW), k, unit, t, wbuf_rows[unit], I64(0), I64(-1))
                 for r in range(wbuf.shape[1]):
                     for p in range(wbuf.shape[2]):
                         for lane in range(lanes):
-                            pending[unit, r, p, lane] = wbuf[unit, r, p, lane]
+                            if sub == X_IW:
+                                pending[unit, r, p, lane] = wbuf[unit, r, p, lane]
+                            elif lane < wbuf.shape[1] and r < lanes:  # IWT: W[r][lane] = row lane
+                                pending[unit, r, p, lane] = wbuf[unit, lane, p, r]
+                            else:
+                                pending[unit, r, p, lane] = 0
+                for r in range(wbuf.shape[1]):
+                    for p in range(wbuf.shape[2]):
+                        for lane in range(lanes):
                             wbuf[unit, r, p, lane] = 0
                 pending_at[unit] = t
                 wbuf_rows[unit] = 0

@@ -446,6 +446,10 @@ class Interpreter:
         plane, lands = int(self.row[UNIT]), c + int(self.row[LAT])
         return Step(apply=lambda: mxm.iw(self.m, plane, c, lands))
 
+    def op_iwt(self, c: int) -> Step:
+        plane, lands = int(self.row[UNIT]), c + int(self.row[LAT])
+        return Step(apply=lambda: mxm.iw(self.m, plane, c, lands, transposed=True))
+
     def op_abc(self, c: int) -> Step:
         plane, a = int(self.row[UNIT]), int(self.row[IMM])
         return Step(apply=lambda: mxm.abc(self.m, plane, a))

@@ -32,11 +32,17 @@ def land(m: Machine, plane: int, cycle: int) -> None:
         m.pending_at[plane] = -1
 
 
-def iw(m: Machine, plane: int, cycle: int, lands_at: int) -> None:
-    """Take the buffered rows (missing rows zero) as the weights that land at `lands_at`;
-    the buffer empties now."""
+def iw(m: Machine, plane: int, cycle: int, lands_at: int, transposed: bool = False) -> None:
+    """Take the buffered rows (missing rows zero) as the weights that land at `lands_at`, or
+    (IWT) their transpose: W[k][j] = buffer row j, lane k; the buffer empties now."""
     land(m, plane, cycle)
-    m.pending[plane] = m.wbuf[plane]
+    buf = m.wbuf[plane]
+    if transposed:
+        out = np.zeros_like(buf)
+        n = min(buf.shape[0], buf.shape[2])
+        out[:n, :, :n] = buf[:n, :, :n].transpose(2, 1, 0)
+        buf = out
+    m.pending[plane] = buf
     m.pending_at[plane] = lands_at
     m.wbuf[plane] = 0
     m.wbuf_rows[plane] = 0
