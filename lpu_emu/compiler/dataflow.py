@@ -251,7 +251,7 @@ def _route(target: Target, n, uses: list, t, lat, pos, streams: Streams, alus: A
         sides = {p < origin for p in targets if p != origin}
         if len(sides) > 1:
             raise CompileError(f"{n.mnemonic} has consumers on both sides")
-        west = sides.pop() if sides else (origin > vxm)
+        west = sides.pop() if sides else streams.free(True) > streams.free(False)
     base = streams.take(west, w)
     code = stream_code(base, west)
     if isinstance(n, Op):

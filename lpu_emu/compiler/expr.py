@@ -14,6 +14,7 @@ from dataclasses import dataclass
 class Leaf:
     name: str
     mode: str = "full"  # "full" | "row" | "col"
+    row: int = 0  # "row": which row is broadcast; "full"/"col": offset of the first row
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,35 @@ def mul(a, b):
 
 def unary(mnemonic: str, a):
     return Ex(mnemonic, (a,))
+
+
+def substitute(e, name: str, value):
+    """e with every Leaf named `name` replaced by `value`."""
+    if isinstance(e, Leaf):
+        return value if e.name == name else e
+    if isinstance(e, Ex):
+        return Ex(e.mnemonic, tuple(substitute(a, name, value) for a in e.args), e.imm, e.dtype,
+                  e.dtype2)
+    return e
+
+
+def shared(e) -> bool:
+    """True if a leaf or a subexpression is used twice (its uses would issue at different
+    cycles, so one of them must wait)."""
+    seen_ids: set[int] = set()
+    seen_leaves: set = set()
+
+    def walk(x) -> bool:
+        if isinstance(x, Leaf):
+            if x in seen_leaves:
+                return True
+            seen_leaves.add(x)
+            return False
+        if isinstance(x, Ex):
+            if id(x) in seen_ids:
+                return True
+            seen_ids.add(id(x))
+            return any(walk(a) for a in x.args)
+        return False
+
+    return walk(e)

@@ -50,7 +50,9 @@ class Kernel:
             p.start -= lo
 
     def length(self, target: Target) -> int:
-        return max(p.last(target) for p in self.pipes)
+        """Cycles from the first issue until the kernel's last effect has landed: a write
+        landing at cycle c is visible to reads from c + 1 (design.md section 10.2)."""
+        return max(p.last(target) for p in self.pipes) + 1
 
     def queues(self) -> set[int]:
         return {s.queue for p in self.pipes for s in p.slots}

@@ -50,7 +50,8 @@ def build(e, c: int, locs: dict[str, Loc], memo: dict, note: str, extra: dict | 
             node = extra[e.name]
         else:
             loc = locs[e.name]
-            chunk, row, step = {"full": (c, r0, 1), "row": (c, 0, 0), "col": (0, r0, 1)}[e.mode]
+            chunk, row, step = {"full": (c, r0 + e.row, 1), "row": (c, e.row, 0),
+                                "col": (0, r0 + e.row, 1)}[e.mode]
             node = Read(loc, chunk, row, step, note)
     else:
         args = tuple(build(a, c, locs, memo, note, extra, r0) for a in e.args)
@@ -59,19 +60,37 @@ def build(e, c: int, locs: dict[str, Loc], memo: dict, note: str, extra: dict | 
     return node
 
 
-def elementwise(target: Target, note: str, out: Loc, ex, locs: dict[str, Loc]) -> Kernel:
-    pipes, streams = [], []
-    start = 0
+def after(pipes: list[Pipe], pipe: Pipe) -> int:
+    """The earliest start of `pipe` that has its first issue after the last issue of every
+    pipe before it. Pipes of one kernel reuse stream indices with values that come from other
+    positions; a value placed while an earlier pipe's value is still in flight on the same
+    diagonal would replace it, so one pipe's values are all taken before the next's are
+    placed."""
+    if not pipes:
+        return -pipe.first()
+    last = max(p.start + (p.count - 1) * p.period + max(s.t for s in p.slots) for p in pipes)
+    return last + 1 - min(s.t for s in pipe.slots)
+
+
+def elementwise(target: Target, note: str, out: Loc, ex, locs: dict[str, Loc], row0: int = 0,
+                rows: int | None = None) -> Kernel:
+    """out[row0 : row0 + rows] = ex, one vector a cycle, chunk after chunk."""
+    rows = out.rows - row0 if rows is None else rows
+    pipes: list[Pipe] = []
+    streams = []
     for c in range(out.nchunks):
         s = Streams(0, target.streams)
-        root = build(ex, c, locs, {}, note)
-        slots = timed(target, [Write(root, out, c, 0, 1, note)], s, Alus(target))
-        pipes.append(Pipe(slots, out.rows, start))
+        root = build(ex, c, locs, {}, note, None, row0)
+        slots = timed(target, [Write(root, out, c, row0, 1, note)], s, Alus(target))
+        # chunk pipes reuse the streams from other slices: the next starts placing values
+        # only after this one has taken its last (see `after`)
+        pipe = Pipe(slots, rows, 0)
+        pipe.start = after(pipes, pipe)
+        pipes.append(pipe)
         streams.append(s)
-        start += out.rows
     ops, _ = E.size(ex)
     return Kernel(note, pipes, streams, frozenset(x.name for x in E.leaves(ex)),
-                  frozenset({out.name}), "vxm", {"alu": ops * out.vectors})
+                  frozenset({out.name}), "vxm", {"alu": ops * rows * out.nchunks})
 
 
 @dataclass(frozen=True)
@@ -118,14 +137,22 @@ def _same_weights(a: Pass, b: Pass) -> bool:
 def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list[int],
         locs: dict[str, Loc]) -> Kernel:
     """Run the jobs one after another on the planes; an install is shared by consecutive passes
-    with the same weights (even across jobs)."""
+    with the same weights (even across jobs).
+
+    Three things pace it: a plane's queue (ABC, LW, IW, ACC in order), the weight loads (their
+    own streams, the top of the index range, and their own ALUs) and the activation feeds with
+    the epilogue (the rest); loads and feeds each follow `after` among themselves, and overlap
+    each other (the next weights load while the plane still computes with the installed ones)."""
     chip = target.chip
     pipes: list[Pipe] = []
+    loads: list[Pipe] = []
+    feeds: list[Pipe] = []
     streams: list[Streams] = []
     t = 0
     lat_iw = max(target.latency("IW"), target.occupancy("IW"))
     split_at = target.streams - _load_streams(target, planes, mxm_dtype)
-    feed_free = -(1 << 40)  # when the activation path of the previous pass is done
+    alus = [s.index for s in target.vxm_alus]
+    load_alus, feed_alus = alus[-2:], alus[:-2]
     prev: Pass | None = None
     for job in jobs:
         for q in planes:  # clear the accumulators
@@ -134,8 +161,14 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
         t += job.rows
         for i, ps in enumerate(job.passes):
             if prev is None or not _same_weights(ps, prev):
-                t, feed_free = _load(target, note, ps, planes, mxm_dtype, split_at, t,
-                                     feed_free, pipes, streams)
+                pipe, s_load = _load(target, note, ps, planes, mxm_dtype, split_at, load_alus)
+                lw_ts = [s.t for s in pipe.slots if s.mnemonic == "LW"]
+                pipe.start = max(t - min(lw_ts), after(loads, pipe))
+                loads.append(pipe)
+                streams.append(s_load)
+                t = pipe.start + max(lw_ts) + ps.k_rows
+                for q in planes:
+                    pipes.append(Pipe([Slot(q, ps.install, None, (), 0, note=note)], 1, t))
                 t += lat_iw
             prev = ps
             last = i == len(job.passes) - 1
@@ -145,7 +178,7 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             accs = []
             for q in planes:
                 side = chip.slices[q].position < target.vxm_position
-                if side not in sides:  # the converted row, once per side (a Mov turns it round)
+                if side not in sides:  # the row, once per side (a Mov turns it round)
                     sides[side] = xv if not sides else Op("Mov", mxm_dtype, (xv,), note=note)
                 accs.append(Op("ACC", mxm_dtype, (sides[side],), unit="mxm", queue=q, acc=0,
                                acc_step=1, note=note))
@@ -155,13 +188,12 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                 for c, a in zip(job.out_chunks, accs, strict=True):
                     root = build(job.epilogue(c), c, locs, {}, note, {"@acc": a}, job.out_row)
                     sinks.append(Write(root, job.out, c, job.out_row, 1, note))
-            slots = timed(target, sinks, s_main, Alus(target))
-            acc_ts = [s.t for s in slots if s.mnemonic == "ACC"]
-            start = max(t - min(acc_ts), feed_free - min(s.t for s in slots))
-            pipes.append(Pipe(slots, job.rows, start))
+            pipe = Pipe(timed(target, sinks, s_main, Alus(target, feed_alus)), job.rows)
+            acc_ts = [s.t for s in pipe.slots if s.mnemonic == "ACC"]
+            pipe.start = max(t - min(acc_ts), after(feeds, pipe))
+            feeds.append(pipe)
             streams.append(s_main)
-            t = start + max(acc_ts) + job.rows
-            feed_free = start + max(s.t for s in slots if s.mnemonic != "ACC") + job.rows
+            t = pipe.start + max(acc_ts) + job.rows
     macs = sum(j.rows * ps.k_rows * sum(j.out.chunk_cols(c) for c in j.out_chunks)
                for j in jobs for ps in j.passes)
     reads = {ps.x.loc.name for j in jobs for ps in j.passes}
@@ -169,15 +201,13 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     for j in jobs:
         for c in j.out_chunks:
             reads |= {lf.name for lf in E.leaves(j.epilogue(c)) if lf.name != "@acc"}
-    return Kernel(note, pipes, streams, frozenset(reads), frozenset(j.out.name for j in jobs),
-                  "mxm", {"macs": macs})
+    return Kernel(note, pipes + loads + feeds, streams, frozenset(reads),
+                  frozenset(j.out.name for j in jobs), "mxm", {"macs": macs})
 
 
 def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str,
-          split_at: int, t: int, feed_free: int, pipes: list[Pipe],
-          streams: list[Streams]) -> tuple[int, int]:
-    """LW the pass's weight rows into every plane, then IW/IWT; returns (cycle after the
-    install issues, when the ALUs the loads used are free)."""
+          split_at: int, alus: list[int]) -> tuple[Pipe, Streams]:
+    """The pipe that loads the pass's weight rows into every plane (LW, one row a cycle)."""
     s_load = Streams(split_at, target.streams)
     loads = []
     for q, src in zip(planes, ps.w, strict=True):
@@ -185,41 +215,20 @@ def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str
         if ps.w_conv is not None:
             v = ps.w_conv(v, note)
         loads.append(Op("LW", mxm_dtype, (v,), unit="mxm", queue=q, note=note))
-    slots = timed(target, loads, s_load, Alus(target))
-    lw_ts = [s.t for s in slots if s.mnemonic == "LW"]
-    start = max(t - min(lw_ts), feed_free - min(s.t for s in slots))
-    pipes.append(Pipe(slots, ps.k_rows, start))
-    streams.append(s_load)
-    t = start + max(lw_ts) + ps.k_rows
-    if ps.w_conv is not None:  # the conversions use the ALUs the feed uses
-        feed_free = start + max(s.t for s in slots if s.mnemonic != "LW") + ps.k_rows
-    for q in planes:
-        pipes.append(Pipe([Slot(q, ps.install, None, (), 0, note=note)], 1, t))
-    return t, feed_free
+    return Pipe(timed(target, loads, s_load, Alus(target, alus)), ps.k_rows), s_load
 
 
-def split(dtype: str, part: int) -> Callable:
-    """Part `part` (0 = high) of an fp32 value split into a sum of `dtype` values:
-    r0 = x, part_i = dtype(r_i), r_{i+1} = r_i - fp32(part_i). Three bf16 parts hold all 24 bits
-    of an fp32 significand, so split precision reaches fp32 accuracy on the bf16 MXM."""
-    def conv(x, note):
-        r = x
-        for _ in range(part):
-            hi = Op("Cvt", "fp32", (r,), dtype2=dtype, note=note)
-            r = Op("Sub", "fp32", (r, Op("Cvt", dtype, (hi,), dtype2="fp32", note=note)),
-                   note=note)
-        return Op("Cvt", "fp32", (r,), dtype2=dtype, note=note)
-    return conv
-
+ACC_LEAF = E.Leaf("@acc")  # an epilogue's accumulator
 
 # the recurrences of `colreduce`: the op, and the one that starts a chain (same latency)
 CHAIN = {"max": ("Max", "MaxI", float("-inf")), "sum": ("Add", "AddI", 0.0)}
 
 
 def colreduce(target: Target, note: str, how: str, ex, locs: dict[str, Loc], out: Loc,
-              rows: int, also: Loc | None = None) -> Kernel:
-    """out[0, :] = reduce over rows r of ex(r) (max or sum), per chunk; `also`, if given,
-    receives ex itself (e.g. the exponentials a softmax normalises).
+              rows: int, also: Loc | None = None, row0: int = 0, out_row: int = 0) -> Kernel:
+    """out[out_row, :] = reduce over rows r = row0 .. row0 + rows - 1 of ex(r) (max or sum), per
+    chunk; `also`, if given, receives ex itself at those rows (e.g. the exponentials a softmax
+    normalises).
 
     One value a cycle enters a recurrence on one ALU: acc <- op(x_r, acc). The op's result comes
     back after its latency L, so L interleaved chains share the ALU (row r joins chain r mod L),
@@ -241,11 +250,12 @@ def colreduce(target: Target, note: str, how: str, ex, locs: dict[str, Loc], out
             if count <= 0:
                 continue
             s_k = Streams(0, target.streams, {w: set(u) for w, u in s.used.items()})
-            root = build(ex, c, locs, {}, note, None, r0)
+            root = build(ex, c, locs, {}, note, None, row0 + r0)
             node = Op(mnem, "fp32", (root,) if mnem == first else (root, Fixed(f_code)),
                       imm=identity if mnem == first else None, note=note)
             node.out_stream = f_code
-            sinks = [node] + ([Write(root, also, c, r0, 1, note)] if also is not None else [])
+            sinks = [node] + ([Write(root, also, c, row0 + r0, 1, note)] if also is not None
+                              else [])
             slots = timed(target, sinks, s_k, Alus(target))
             t_op = next(x.t for x in slots if x.mnemonic == mnem and x.queue == node.queue)
             chain.append((r0, count, slots, t_op, node.queue))
@@ -255,7 +265,7 @@ def colreduce(target: Target, note: str, how: str, ex, locs: dict[str, Loc], out
             pipes.append(Pipe(slots, count, start + base - t_op + r0))
         end = start + base + rows
         pipes.append(_combine(target, note, op, lat, (f_code, g, h), min(lat, rows), end,
-                              chain[-1][4], out, c))
+                              chain[-1][4], out, c, out_row))
         streams.append(s)
         start = end + 2 * lat + 1
     return Kernel(note, pipes, streams, frozenset(x.name for x in E.leaves(ex)),
@@ -264,7 +274,7 @@ def colreduce(target: Target, note: str, how: str, ex, locs: dict[str, Loc], out
 
 
 def _combine(target: Target, note: str, op: str, lat: int, codes: tuple[int, int, int],
-             chains: int, end: int, alu: int, out: Loc, c: int) -> Pipe:
+             chains: int, end: int, alu: int, out: Loc, c: int, out_row: int) -> Pipe:
     """The chains' last values are placed at end + lat - chains .. end + lat - 1 on the
     feedback group f; combine them (two chains: a Mov onto g lines the first up with the
     second, the op puts the result on h) and write it to out chunk c."""
@@ -281,6 +291,6 @@ def _combine(target: Target, note: str, op: str, lat: int, codes: tuple[int, int
     ch = out.chunks[c]
     for p, sl in enumerate(ch.slices):
         slots.append(Slot(sl.index, "Write", "fp32", (("src", result + p),
-                                                      ("dst", (ch.bank, ch.addr))),
+                                                      ("dst", (ch.bank, ch.addr + out_row))),
                           ready + target.hops(target.vxm_position, sl.position), note=note))
     return Pipe(slots, 1, 0)
