@@ -29,14 +29,16 @@ from lpu_emu.compiler.target import Target
 from lpu_emu.spec.encoding import stream_code
 
 
-def _load_streams(target: Target, planes: list[int], mxm_dtype: str) -> int:
+def _load_streams(target: Target, planes: list[int], mxm_dtype: str, converted: bool) -> int:
     """Streams (per direction) the weight loads of one pass take: the top of the index range,
-    while the rest carries activations and epilogues (the two overlap in time)."""
+    while the rest carries activations and epilogues (the two overlap in time). A load that
+    passes the VXM on its way (a head mask) takes three groups per plane: the row, the mask,
+    the product."""
     per_side: dict[bool, int] = {}
     for q in planes:
         west = target.chip.slices[q].position < target.vxm_position
         per_side[west] = per_side.get(west, 0) + target.width(mxm_dtype)
-    return max(per_side.values())
+    return max(per_side.values()) * (3 if converted else 1)
 
 
 def build(e, c: int, locs: dict[str, Loc], memo: dict, note: str, extra: dict | None = None,
@@ -150,7 +152,8 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     streams: list[Streams] = []
     t = 0
     lat_iw = max(target.latency("IW"), target.occupancy("IW"))
-    split_at = target.streams - _load_streams(target, planes, mxm_dtype)
+    converted = any(ps.w_conv is not None for j in jobs for ps in j.passes)
+    split_at = target.streams - _load_streams(target, planes, mxm_dtype, converted)
     alus = [s.index for s in target.vxm_alus]
     load_alus, feed_alus = alus[-2:], alus[:-2]
     prev: Pass | None = None

@@ -169,8 +169,8 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
             eye_name += "_"
         from lpu_emu.compiler.lowering import TensorSpec
         lowered.tensors[eye_name] = TensorSpec(eye_name, target.lanes, target.lanes,
-                                               data=np.eye(target.lanes, dtype=np.float32),
-                                               role="const")
+                                               dtype=mode.exact, role="const",
+                                               data=np.eye(target.lanes, dtype=np.float32))
     locs = place(lowered, target, memory)
     if eye is None and "eye" in locs:
         eye = next(locs[n] for n in locs if lowered.tensors[n].data is not None
