@@ -20,12 +20,14 @@ from lpu_emu.compiler.precision import pairs
 from lpu_emu.compiler.target import Target
 
 
-def _mask(mask: tuple | None, locs: dict[str, Loc], kt: int, dtype: str) -> Callable:
-    """Multiply an operand on its way by row `row` of a mask tensor (a head's lanes)."""
+def _mask(mask: tuple | None, locs: dict[str, Loc], dtype: str) -> Callable:
+    """Multiply an operand on its way by row `row` of a mask tensor (a head's lanes), at the
+    operand's chunk: conv(x, note, chunk)."""
     if mask is None:
-        return lambda x, note: x
+        return lambda x, note, chunk: x
     loc, row = locs[mask[0]], mask[1]
-    return lambda x, note: Op("Mul", dtype, (x, Read(loc, kt, row, 0, note)), note=note)
+    return lambda x, note, chunk: Op("Mul", dtype, (x, Read(loc, chunk, row, 0, note)),
+                                     note=note)
 
 
 def _planes(target: Target) -> list[int]:
@@ -90,8 +92,8 @@ def _term_passes(target: Target, term: Term, locs: dict[str, Loc], group: list[i
             k_rows = min(lanes, w0.rows - term.w_row - group[0] * lanes)
         else:
             k_rows = min(lanes, x0.cols - kt * lanes)
-        x_conv = _mask(term.x_mask, locs, kt, mxm)
-        w_conv = None if term.w_mask is None else _mask(term.w_mask, locs, kt, mxm)
+        x_conv = _mask(term.x_mask, locs, mxm)
+        w_conv = None if term.w_mask is None else _mask(term.w_mask, locs, mxm)
         for i, j in pairs(len(term.x), len(term.w), term.parts):
             wloc = locs[term.w[j]]
             if term.install == "IWT":
@@ -124,7 +126,7 @@ def transpose_kernels(target: Target, step: TransposeStep, locs: dict[str, Loc],
                     srcs = tuple(K.Src(locs[part], kt, step.x_row + nt * lanes)
                                  for nt in group)
                     passes.append(K.Pass(srcs, sizes[group[0]], K.Src(eye, 0, k0),
-                                         _mask(None, locs, 0, step.mxm), None, "IWT"))
+                                         _mask(None, locs, step.mxm), None, "IWT"))
                 job = K.Job(tuple(passes), n, out, tuple(group),
                             step.out_row + kt * lanes + k0, lambda c: K.ACC_LEAF)
                 kernels.append(K.mxm(target, step.note, [job], step.mxm, planes[:len(group)],

@@ -109,7 +109,7 @@ class Pass:
     """One use of the planes: install `k_rows` weight rows per plane (tile i's from w[i], each
     row through `w_conv` on its way, e.g. an activation rounded to the MXM dtype; `install` is IW,
     or IWT to install them transposed), then stream `rows` activation rows from `x` through
-    `x_conv` into every plane, accumulating."""
+    `x_conv` into every plane, accumulating. The conversions are conv(node, note, chunk)."""
 
     w: tuple[Src, ...]
     k_rows: int
@@ -176,15 +176,13 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             prev = ps
             last = i == len(job.passes) - 1
             s_main = Streams(0, split_at)
-            xv = ps.x_conv(Read(ps.x.loc, ps.x.chunk, ps.x.row, 1, note), note)
-            sides: dict[bool, Op] = {}
-            accs = []
-            for q in planes:
-                side = chip.slices[q].position < target.vxm_position
-                if side not in sides:  # the row, once per side (a Mov turns it round)
-                    sides[side] = xv if not sides else Op("Mov", mxm_dtype, (xv,), note=note)
-                accs.append(Op("ACC", mxm_dtype, (sides[side],), unit="mxm", queue=q, acc=0,
-                               acc_step=1, note=note))
+            xv = ps.x_conv(Read(ps.x.loc, ps.x.chunk, ps.x.row, 1, note), note, ps.x.chunk)
+            west = {chip.slices[q].position < target.vxm_position for q in planes}
+            # planes on both sides: a Mov at the VXM sends the row each way
+            sides = {w: Op("Mov", mxm_dtype, (xv,), note=note) if len(west) > 1 else xv
+                     for w in west}
+            accs = [Op("ACC", mxm_dtype, (sides[chip.slices[q].position < target.vxm_position],),
+                       unit="mxm", queue=q, acc=0, acc_step=1, note=note) for q in planes]
             sinks: list = accs
             if last:
                 sinks = []
@@ -216,7 +214,7 @@ def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str
     for q, src in zip(planes, ps.w, strict=True):
         v = Read(src.loc, src.chunk, src.row, 1, note)
         if ps.w_conv is not None:
-            v = ps.w_conv(v, note)
+            v = ps.w_conv(v, note, src.chunk)
         loads.append(Op("LW", mxm_dtype, (v,), unit="mxm", queue=q, note=note))
     return Pipe(timed(target, loads, s_load, Alus(target, alus)), ps.k_rows), s_load
 

@@ -653,9 +653,10 @@ class Lowering:
         # scores, transposed: s^T[h*sk + j, i] = scale * k_h[j] . q_h[i] + mask^T
         st = self.tensor(self.fresh(f"{n.outputs[0]}.scoresT"), heads * sk, sq)
         for h in range(heads):
-            epi = E.add(E.mul(ACC, E.Imm(scale)), E.Leaf(maskt))
+            # epilogue leaves are read at the output's rows (h * sk + j): shift back to j
+            epi = E.add(E.mul(ACC, E.Imm(scale)), E.Leaf(maskt, row=-h * sk))
             if extra:
-                epi = E.add(epi, E.Leaf(extra))
+                epi = E.add(epi, E.Leaf(extra, row=-h * sk))
             self.steps.append(MmStep(st, (Term(ks, qs, "IWT", p, (hmask, h)),), epi, mxm,
                                      f"{n.name} scores h{h}", out_row=h * sk, rows=sk))
         pt = self.softmax_rows(st, sk, sq, heads, n.name)
