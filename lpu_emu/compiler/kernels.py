@@ -91,8 +91,8 @@ def elementwise(target: Target, note: str, out: Loc, ex, locs: dict[str, Loc], r
         pipes.append(pipe)
         streams.append(s)
     ops, _ = E.size(ex)
-    return Kernel(note, pipes, streams, frozenset(x.name for x in E.leaves(ex)),
-                  frozenset({out.name}), "vxm", {"alu": ops * rows * out.nchunks})
+    return Kernel(note, pipes, streams, frozenset(locs[x.name].base for x in E.leaves(ex)),
+                  frozenset({out.base}), "vxm", {"alu": ops * rows * out.nchunks})
 
 
 @dataclass(frozen=True)
@@ -197,13 +197,13 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             t = pipe.start + max(acc_ts) + job.rows
     macs = sum(j.rows * ps.k_rows * sum(j.out.chunk_cols(c) for c in j.out_chunks)
                for j in jobs for ps in j.passes)
-    reads = {ps.x.loc.name for j in jobs for ps in j.passes}
-    reads |= {w.loc.name for j in jobs for ps in j.passes for w in ps.w}
+    reads = {ps.x.loc.base for j in jobs for ps in j.passes}
+    reads |= {w.loc.base for j in jobs for ps in j.passes for w in ps.w}
     for j in jobs:
         for c in j.out_chunks:
-            reads |= {lf.name for lf in E.leaves(j.epilogue(c)) if lf.name != "@acc"}
+            reads |= {locs[lf.name].base for lf in E.leaves(j.epilogue(c)) if lf.name != "@acc"}
     return Kernel(note, pipes + loads + feeds, streams, frozenset(reads),
-                  frozenset(j.out.name for j in jobs), "mxm", {"macs": macs})
+                  frozenset(j.out.base for j in jobs), "mxm", {"macs": macs})
 
 
 def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str,
@@ -269,8 +269,8 @@ def colreduce(target: Target, note: str, how: str, ex, locs: dict[str, Loc], out
                               chain[-1][4], out, c, out_row))
         streams.append(s)
         start = end + 2 * lat + 1
-    return Kernel(note, pipes, streams, frozenset(x.name for x in E.leaves(ex)),
-                  frozenset({out.name} | ({also.name} if also else set())), "vxm",
+    return Kernel(note, pipes, streams, frozenset(locs[x.name].base for x in E.leaves(ex)),
+                  frozenset({out.base} | ({also.base} if also else set())), "vxm",
                   {"alu": (E.size(ex)[0] + 1) * rows * out.nchunks})
 
 

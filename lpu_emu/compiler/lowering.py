@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import numpy as np
 
@@ -194,10 +195,37 @@ class Lowering:
             leaf = E.Leaf(e.step.out)
         else:
             out = self.tensor(self.fresh(value), rows, cols)
-            self.steps.append(MapStep(out, e, f"{value} = ..."))
+            self.steps.append(MapStep(out, self.staged(e, rows, cols), f"{value} = ..."))
             leaf = E.Leaf(out)
         self.exprs[value] = leaf
         return leaf
+
+    def depth(self, e) -> int:
+        """Cycles from the expression's reads to its result (the longest path)."""
+        if not isinstance(e, E.Ex):
+            return 0
+        return self.target.latency(e.mnemonic) + max((self.depth(a) for a in e.args),
+                                                      default=0)
+
+    def staged(self, e, rows: int, cols: int):
+        """e, with every subexpression that would make a value wait materialised first.
+
+        Nothing on the chip waits: where the two sides of a binary op read the same tensor at
+        different depths, the shallow side's read would have to wait in Mov hops (an ALU and a
+        stream group a cycle). Instead the deeper side becomes its own VXM pass, written to
+        SRAM, and both sides read SRAM (reads are issued exactly when they are needed)."""
+        if not isinstance(e, E.Ex):
+            return e
+        args = [self.staged(a, rows, cols) for a in e.args]
+        if len(args) == 2:
+            names = [{lf.name for lf in E.leaves(a)} for a in args]
+            d = [self.depth(a) for a in args]
+            if names[0] & names[1] and d[0] != d[1]:
+                deep = 0 if d[0] > d[1] else 1
+                out = self.tensor(self.fresh("stage"), rows, cols)
+                self.steps.append(MapStep(out, args[deep], f"{e.mnemonic} operand"))
+                args[deep] = E.Leaf(out)
+        return E.Ex(e.mnemonic, tuple(args), e.imm, e.dtype, e.dtype2)
 
     def operand(self, value: str, shape: tuple[int, int]):
         """value as an Expr over the grid `shape` (rows, cols): full, a broadcast row or
@@ -437,6 +465,32 @@ class Lowering:
                              hint="the chip computes in fp32: casts to fp32 are free")
         self.exprs[n.outputs[0]] = self.exprs[n.inputs[0]]
 
+    def op_Concat(self, n: Node) -> None:
+        shape = self.graph.value(n.outputs[0]).shape
+        axis = n.attr("axis") % len(shape)
+        if axis != len(shape) - 2:
+            raise UsageError(f"node {n.name!r}: Concat along axis {n.attr('axis')} of {shape} "
+                             "is not lowered", hint="Concat of rows (the second-last axis)")
+        parts = [self.leaf(i).name for i in n.inputs]
+        rows, cols = self.dims(n.outputs[0])
+        views = [self.tensors[p].pinned for p in parts]
+        if all(v is not None for v in views) and len({v.base for v in views}) == 1 and all(
+                a.chunks[0].addr + a.rows == b.chunks[0].addr for a, b in pairwise(views)):
+            # already stored one after another (a KV cache and its new rows): nothing to move
+            out = self.tensor(self.fresh(n.outputs[0]), rows, cols,
+                              pinned=_span(views[0], views[-1]))
+            self.exprs[n.outputs[0]] = E.Leaf(out)
+            return
+        out = self.tensor(self.fresh(n.outputs[0]), rows, cols,
+                          pinned=self.pinned.get(n.outputs[0]))
+        r0 = 0
+        for p in parts:
+            k = self.tensors[p].rows
+            self.steps.append(MapStep(out, E.Ex("Mov", (E.Leaf(p, row=-r0),)),
+                                      f"{n.name} rows {r0}..", row0=r0, rows=k))
+            r0 += k
+        self.exprs[n.outputs[0]] = E.Leaf(out)
+
     def op_Transpose(self, n: Node) -> None:
         shape = self.graph.value(n.inputs[0]).shape
         perm = tuple(n.attr("perm")) or tuple(reversed(range(len(shape))))
@@ -472,7 +526,8 @@ class Lowering:
         x = self.leaf(a).name if self.value_const(a) is None else self.const_leaf(a).name
         rows, _ = self.dims(a)
         _, cols = self.dims(n.outputs[0])
-        out = self.tensor(self.fresh(n.outputs[0]), rows, cols)
+        out = self.tensor(self.fresh(n.outputs[0]), rows, cols,
+                          pinned=self.pinned.get(n.outputs[0]))
         bias = None
         if len(n.inputs) == 3:
             bias = self.operand(n.inputs[2], (rows, cols))
@@ -693,6 +748,14 @@ class _LazyConst:
 
     name: str
     alias: str | None = None
+
+
+def _span(first, last):
+    """The view from the first row of `first` to the last row of `last` (one storage)."""
+    row0 = first.chunks[0].addr
+    base_rows = last.chunks[0].addr + last.rows - row0
+    return type(first)(first.name, first.dtype, base_rows, first.cols, first.chunks,
+                       first.lanes, first.base)
 
 
 def reciprocal(b, positive: bool = False):

@@ -51,6 +51,8 @@ class Compiled:
         """Graph inputs -> the program's input tensors (one per 320-column chunk)."""
         out = {}
         for name, chip_name in self.lowered.inputs.items():
+            if name not in inputs and self.lowered.tensors[chip_name].pinned is not None:
+                continue  # resident: left in SRAM by an earlier program (a KV cache)
             if name not in inputs:
                 raise UsageError(f"no value for input {name!r}",
                                  hint=f"inputs: {', '.join(self.lowered.inputs)}")
@@ -113,7 +115,7 @@ def place(low: Lowered, target: Target, memory: Memory) -> dict[str, Loc]:
     for n in order:
         spec = low.tensors[n]
         if spec.pinned is not None:
-            locs[n] = spec.pinned
+            locs[n] = spec.pinned.view(n, 0, spec.pinned.rows)
             continue
         avoid = set().union(*(locs[m].homes() for m in together[n] if m in locs))
         locs[n] = memory.alloc(n, spec.dtype, spec.rows, spec.cols, avoid)

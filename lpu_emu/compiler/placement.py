@@ -51,6 +51,18 @@ class Loc:
     cols: int
     chunks: tuple[Chunk, ...]
     lanes: int
+    base: str = ""  # the storage it views (dependencies are tracked per storage)
+
+    def __post_init__(self) -> None:
+        if not self.base:
+            object.__setattr__(self, "base", self.name)
+
+    def view(self, name: str, row0: int, rows: int) -> Loc:
+        """Rows row0 .. row0 + rows - 1 of this tensor, as a tensor of its own name."""
+        if row0 < 0 or row0 + rows > self.rows:
+            raise ValueError(f"rows {row0}..{row0 + rows} outside {self.name} ({self.rows})")
+        chunks = tuple(Chunk(c.slices, c.bank, c.addr + row0, c.home) for c in self.chunks)
+        return Loc(name, self.dtype, rows, self.cols, chunks, self.lanes, self.base)
 
     @property
     def nchunks(self) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 
 from lpu_emu.core.plan import CYCLE, IMM, OP, SRC, Plan, make_plan
 from lpu_emu.core.result import RunResult, make_violation, plan_stats
-from lpu_emu.core.state import Machine, new_machine
+from lpu_emu.core.state import Machine, lanemap_table, load_segments, new_machine
 from lpu_emu.core.tensors import check_input, encode_tensor, symbol, write_image
 from lpu_emu.errors import LoadError, LpuError, UsageError
 from lpu_emu.program import Program
@@ -66,12 +66,15 @@ def _engine(engine: str):
 
 def run(program: Program, chip: Chip | str | None = None, *,
         inputs: dict[str, np.ndarray] | None = None, lenient: bool = False,
-        max_cycles: int | None = None, engine: str = "fast", trace: bool = False) -> RunResult:
+        max_cycles: int | None = None, engine: str = "fast", trace: bool = False,
+        machine: Machine | None = None) -> RunResult:
     """Run a program to its end (strict: to its first violation) and return the result.
 
     `chip` defaults to the one the program was assembled for; a program for another chip is a
     LoadError. `inputs` overwrite named tensors before the run. `max_cycles` refuses (UsageError)
-    a program whose schedule is longer, before running anything."""
+    a program whose schedule is longer, before running anything. `machine`, if given, is run on
+    as it is (its SRAM kept, the program's data segments and lane maps loaded over it), so one
+    program can leave data for the next: a KV cache between decode steps."""
     isa = default_isa()
     chip = _chip(program, chip)
     run_plan = _engine(engine)
@@ -80,7 +83,14 @@ def run(program: Program, chip: Chip | str | None = None, *,
         raise UsageError(f"the program runs {plan.cycles} cycles, more than max_cycles "
                          f"{max_cycles}", hint="raise --max-cycles if that is intended")
     _check_lanemaps(plan, isa)
-    machine = new_machine(chip, program)
+    if machine is None:
+        machine = new_machine(chip, program)
+    else:
+        if machine.chip.name != chip.name:
+            raise UsageError(f"the machine is a {machine.chip.name}, the program is for "
+                             f"{chip.name}")
+        load_segments(machine.sram, chip, program)
+        machine.lanemaps = lanemap_table(chip, program)
     write_inputs(machine, program, inputs or {})
     raw, stopped_at, events = run_plan(plan, machine, lenient, trace)
     stopped = stopped_at >= 0
