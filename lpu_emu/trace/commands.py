@@ -20,8 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "continue": ("continue", "go forward to the next breakpoint (or the last cycle)"),
     "reverse-continue": ("reverse-continue", "go back to the previous breakpoint (or cycle 0)"),
     "break": ("break cycle N | line [FILE:]N | queue NAME | op MNEMONIC | stream S4E at QUEUE"
-              " | violation", "stop at a cycle, a line or queue or op issuing, a value "
-              "passing a slice, a violation"),
+              " | violation", "stop at a cycle, a line, queue or op issuing, a value passing, "
+              "a violation"),
     "watch": ("watch TENSOR | [SLICE] BANK:ADDR", "stop where an SRAM write lands in a tensor or "
               "a row"),
     "show": ("show chip [at POS] [zoom N] | source | stream S4E at QUEUE|POS | sram SLICE "
@@ -253,7 +253,8 @@ def _help(name: str, rest: list[str]) -> tuple:
     if rest:
         word = ALIASES.get(rest[0].lower(), rest[0].lower())
         if word not in COMMANDS:
-            raise CommandError(f"help: unknown command '{rest[0]}'" + nearest(word, COMMANDS))
+            raise CommandError(f"help: unknown command '{rest[0]}'" + (
+                nearest(word, COMMANDS) or "; type 'help' for the commands"))
         return (word,)
     return (None,)
 

@@ -89,6 +89,8 @@ class TraceIndex:
         ok = (x >= 0) & (x < self.positions)
         upstream = np.where(west, -pos, pos)  # larger: nearer the reader
         keep = np.flatnonzero(ok)
+        if not len(keep):
+            return np.zeros((0, 7), np.int64)
         order = np.lexsort((seq[keep], upstream[keep], x[keep], code[keep]))
         sel = keep[order]
         k = code[sel] * (self.positions + 1) + x[sel]
