@@ -189,7 +189,8 @@ class QueueView:
         k = int(np.searchsorted(cyc, self.cycle, "right"))
         busy = [int(cyc[j] + t.plan.issues[rows[j], P.OCC]) for j in range(max(0, k - 1), k)]
         state = f"busy until cycle {busy[0]}" if busy and busy[0] > self.cycle else "idle"
-        yield Text(f"queue {s.name} ({s.kind}, position {s.position}): {len(rows)} issues, "
+        yield Text(f"queue {s.name} ({s.kind}, position {s.position}): {len(rows)} "
+                   f"issue{'s' * (len(rows) != 1)}, "
                    f"{state} at cycle {self.cycle}")
         shown = range(max(0, k - self.around), min(len(rows), k + self.around))
         if not len(rows):

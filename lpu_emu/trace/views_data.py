@@ -56,9 +56,10 @@ class LaneGrid:
     first: int
     changed: np.ndarray | None = None
     total: int | None = None  # lanes in all (to say how many are not shown)
+    cell: int = 0  # at least this wide (so a before and an after grid line up)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        cell = max(len(v) for v in self.values) + 1 if self.values else 2
+        cell = max([self.cell - 1, *(len(v) for v in self.values)]) + 1
         per = max(4, (options.max_width - 11) // (cell + 1))
         per = per - per % 4 if per >= 8 else per
         for j in range(0, len(self.values), per):
@@ -182,10 +183,11 @@ class TensorView:
             label = f"[{v}]" if n > 1 else ""
             if diff.any():
                 yield Text(f"{x.name}{label} before cycle {self.cycle}:")
-                yield LaneGrid(cb[k][a:b + 1], a, None, None)
+                cell = max(len(v) for v in cb[k][a:b + 1] + ca[k][a:b + 1]) + 1
+                yield LaneGrid(cb[k][a:b + 1], a, None, None, cell)
                 yield Text(f"{x.name}{label} after cycle {self.cycle} "
                            f"({int(diff.sum())} lanes changed, marked *):", style="bold")
-                yield LaneGrid(ca[k][a:b + 1], a, diff, cols)
+                yield LaneGrid(ca[k][a:b + 1], a, diff, cols, cell)
             else:
                 yield Text(f"{x.name}{label} at cycle {self.cycle} (unchanged by this cycle):")
                 yield LaneGrid(ca[k][a:b + 1], a, None, cols)
@@ -230,10 +232,11 @@ class SramView:
             ca = cells(after[None, None], dtype, fmt)[0][a:b + 1]
             if diff.any():
                 yield Text(f"{where} before cycle {self.cycle}:")
-                yield LaneGrid(cb, a, None, None)
+                cell = max(len(v) for v in cb + ca) + 1
+                yield LaneGrid(cb, a, None, None, cell)
                 yield Text(f"{where} after cycle {self.cycle} ({int(diff.sum())} lanes changed, "
                            "marked *):", style="bold")
-                yield LaneGrid(ca, a, diff, t.index.lanes)
+                yield LaneGrid(ca, a, diff, t.index.lanes, cell)
             else:
                 yield Text(f"{where} at cycle {self.cycle} (unchanged by this cycle):")
                 yield LaneGrid(ca, a, None, t.index.lanes)
