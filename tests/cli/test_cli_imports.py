@@ -1,4 +1,5 @@
-"""`lpu asm`, `disasm`, `isa`, `chips` and `trace --help` never import numba (the core's cost), directly or not.
+"""`lpu asm`, `disasm`, `isa`, `chips` and `trace --help` never import numba (the core's
+cost), directly or not.
 
 Each check runs in a fresh interpreter, where sys.modules shows everything the commands pulled in.
 """
