@@ -127,7 +127,9 @@ class Traced:
         text = " ".join(m.group(1).split()) if m else ""
         words = text.split(None, 1)
         base = self.mnemonic(issue).lower().split(".")[0]
-        if not words or words[0].lower().split(".")[0] != base:
+        if words and words[0].lower() == "repeat":
+            text = f"{self.mnemonic(issue)} by Repeat"
+        elif not words or words[0].lower().split(".")[0] != base:
             text = self.mnemonic(issue)
         return f"{text}  ; {comment}" if comment else text
 
