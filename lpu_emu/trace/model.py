@@ -19,7 +19,7 @@ from lpu_emu.program import Program, Tensor
 from lpu_emu.spec import Chip, Isa
 from lpu_emu.trace.index import TraceIndex
 
-_TIMING = re.compile(r"^\s*(?:[A-Za-z_.$][\w.$]*:\s*)?\S+\s+[@+]\S*\s+(.*)$")
+_REPEAT = re.compile(r"(?i)(?<![\w.])repeat(?!\w)")
 
 
 def split_comment(line: str) -> tuple[str, str]:
@@ -123,13 +123,13 @@ class Traced:
         mnemonic when the source is not at hand), plus the line's comment (on compiled programs,
         the graph op it comes from)."""
         code, comment = split_comment(self.source.line(*self.src(issue)))
-        m = _TIMING.match(code)
-        text = " ".join(m.group(1).split()) if m else ""
-        words = text.split(None, 1)
-        base = self.mnemonic(issue).lower().split(".")[0]
-        if words and words[0].lower() == "repeat":
+        base = self.mnemonic(issue).split(".")[0]
+        m = re.search(rf"(?i)(?<![\w.]){re.escape(base)}(?:\.\w+)*(?!\w)", code)
+        if m:
+            text = " ".join(code[m.start():].split())
+        elif _REPEAT.search(code):
             text = f"{self.mnemonic(issue)} by Repeat"
-        elif not words or words[0].lower().split(".")[0] != base:
+        else:
             text = self.mnemonic(issue)
         return f"{text}  ; {comment}" if comment else text
 
