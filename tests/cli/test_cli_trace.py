@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -93,3 +95,21 @@ def test_trace_opens_a_100000_issue_program_in_seconds(tmp_path: Path) -> None:
     last = out[out.index("cycle 19998  (back 3)"):]
     assert "cycle 19997  (reverse-continue)" in last  # a Write issues every cycle
     assert seconds < 20  # a few seconds on the 2-core VM (bench/ measures it)
+
+
+def test_headless_modes_do_not_import_textual(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from lpu_emu.cli import main\n"
+        f"r = CliRunner().invoke(main, ['trace', 'programs/vecadd.lpu', '--text', '--perfetto',"
+        f" {str(tmp_path / 'v.json')!r}], input='step\\n')\n"
+        "assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(main, ['trace', 'programs/vecadd.lpu'], input='step\\n')\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
