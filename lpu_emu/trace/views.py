@@ -112,8 +112,8 @@ class ChipView:
             yield Text(stream_text(code).ljust(LABEL) + "".join(glyphs))
         if not len(codes):
             yield Text("streams".ljust(LABEL) + "nothing on any stream at this cycle")
-        yield Text("M MEM  V VXM  X MXM  S SXM  C C2C | ^ issues now | > < a value flowing "
-                   "east, west | * placed now")
+        yield Text("M=MEM V=VXM X=MXM S=SXM C=C2C  ^ issues now  >/< flowing east/west  "
+                   "* placed now")
 
 
 def _ruler(first: int, zoom: int, cols: int) -> str:

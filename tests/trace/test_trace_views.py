@@ -22,6 +22,9 @@ SCREENS = {
     "matvec_steps": ("matvec", ["goto 78", "step", "goto 398", "step 2"]),
     "repeat_tensor": ("repeat", ["goto 6", "show tensor y 0..1 lanes 0..11", "step",
                                  "show tensor y lanes 0..11"]),
+    "gelu_fp32": ("gelu", ["goto 28", "show stream S28W at VXM9 lanes 0..15",
+                           "show stream S28W at VXM9 as hex lanes 0..3", "goto 36",
+                           "show tensor y lanes 0..15"]),
     "late_violation": ("late", ["break violation", "continue", "show chip at 81",
                                 "show source"]),
 }
