@@ -113,3 +113,20 @@ def test_headless_modes_do_not_import_textual(tmp_path: Path) -> None:
                        timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_trace_takes_an_lpx_and_inputs(tmp_path: Path) -> None:
+    import numpy as np
+
+    lpx = tmp_path / "vecadd.lpx"
+    r = CliRunner().invoke(main, ["asm", str(ROOT / "programs" / "vecadd.lpu"), "-o", str(lpx)])
+    assert r.exit_code == 0, r.output
+    x = tmp_path / "x.npy"
+    np.save(x, np.full(320, 7, dtype=np.int8))
+    r = invoke(str(lpx), "--input", f"x={x}", stdin="goto 3\nshow stream S0E at VXM0 lanes 0..3\n")
+    assert r.exit_code == 0, r.output
+    out = lines(r.stdout)
+    assert out[2].startswith("  issue VXM0 Add.int8 S0E, S1E, S2E (")  # the source, via .loc
+    assert "  lane   0 | 7  7  7  7" in out
+    r = invoke(str(lpx), "--input", "nope=x.npy", stdin="step\n")
+    assert r.exit_code == 2 and "no tensor named 'nope'" in r.stderr
