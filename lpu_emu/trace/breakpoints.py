@@ -16,6 +16,7 @@ import numpy as np
 
 from lpu_emu.core import plan as P
 from lpu_emu.core.tensors import _locations
+from lpu_emu.spec.encoding import stream_text
 from lpu_emu.trace.commands import CommandError, nearest
 from lpu_emu.trace.index import WEST
 from lpu_emu.trace.model import Traced
@@ -36,7 +37,8 @@ class Breakpoint:
         return int(self.hits[i]) if i >= 0 else None
 
 
-def _slice(t: Traced, name: str, kinds: tuple[str, ...] | None = None):
+def find_slice(t: Traced, name: str, kinds: tuple[str, ...] | None = None):
+    """The slice (queue) named `name`, of one of `kinds`; CommandError with the nearest name."""
     s = t.slice_named(name)
     names = [x.name for x in t.chip.slices if kinds is None or x.kind in kinds]
     if s is None or (kinds is not None and s.kind not in kinds):
@@ -67,7 +69,7 @@ def _line_hits(t: Traced, file: str | None, line: int) -> tuple[str, np.ndarray]
 
 
 def _stream_hits(t: Traced, code: int, queue: str) -> np.ndarray:
-    q = _slice(t, queue).position
+    q = find_slice(t, queue).position
     pl = t.index.pl
     pl = pl[pl[:, 3] == code]
     pos, cyc = pl[:, 4], pl[:, 0]
@@ -106,7 +108,7 @@ def row_keys(t: Traced, slice_name: str | None, bank: int, addr: int) -> tuple[s
     if slice_name is None:
         units = np.arange(t.index.sram.shape[0])
         return f"{bank}:{addr}", t.index.row_key(units, bank, addr)
-    s = _slice(t, slice_name, ("MEM",))
+    s = find_slice(t, slice_name, ("MEM",))
     return f"{s.name} {bank}:{addr}", t.index.row_key([t.mem_unit(s.name)], bank, addr)
 
 
@@ -125,15 +127,13 @@ def make_breakpoint(t: Traced, number: int, command: str, args: tuple) -> Breakp
         label, hits = _line_hits(t, args[1], args[2])
         return Breakpoint(number, label, hits)
     if kind == "queue":
-        s = _slice(t, args[1])
+        s = find_slice(t, args[1])
         return Breakpoint(number, f"queue {s.name}",
                           _issue_cycles(t, t.plan.issues[:, P.QUEUE] == s.index))
     if kind == "op":
         return Breakpoint(number, f"op {args[1]}", _op_hits(t, args[1]))
     if kind == "stream":
-        from lpu_emu.spec.encoding import stream_text
-
-        s = _slice(t, args[2])
+        s = find_slice(t, args[2])
         return Breakpoint(number, f"stream {stream_text(args[1])} at {s.name}",
                           _stream_hits(t, args[1], s.name))
     cycles = np.unique(np.array([v.cycle for v in t.violations], np.int64))

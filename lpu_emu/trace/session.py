@@ -12,9 +12,8 @@ from __future__ import annotations
 from rich.console import RenderableType
 from rich.text import Text
 
-from lpu_emu.spec.encoding import stream_text
-from lpu_emu.trace.breakpoints import Breakpoint, make_breakpoint
-from lpu_emu.trace.commands import COMMANDS, Command, CommandError, parse, usage
+from lpu_emu.trace.breakpoints import Breakpoint, find_slice, make_breakpoint, tensor_keys
+from lpu_emu.trace.commands import COMMANDS, Command, CommandError, parse
 from lpu_emu.trace.model import Traced
 from lpu_emu.trace.views import (
     ChipView,
@@ -158,37 +157,27 @@ class Session:
             return [SramView(t, c, unit, bank, first, last, opts)]
         if kind == "tensor":
             name, rows, opts = args
-            from lpu_emu.trace.breakpoints import tensor_keys
-
             tensor_keys(t, name)  # a CommandError naming the tensors if there is none
             return [TensorView(t, c, t.tensor(name), rows, opts)]
         if kind == "queue":
-            from lpu_emu.trace.breakpoints import _slice
-
-            return [QueueView(t, c, _slice(t, args[0]).index)]
+            return [QueueView(t, c, find_slice(t, args[0]).index)]
         plane = None
         if args[0] is not None:
-            from lpu_emu.trace.breakpoints import _slice
-
-            s = _slice(t, args[0], ("MXM",))
+            s = find_slice(t, args[0], ("MXM",))
             plane = [x.name for x in t.chip.slices if x.kind == "MXM"].index(s.name)
         return [MxmView(t, c, plane)]
 
     def _position(self, place: str) -> int:
-        from lpu_emu.trace.breakpoints import _slice
-
         if place.isdigit():
             p = int(place)
             if p >= self.t.index.positions:
                 raise CommandError(f"position {p} is off the chip (positions 0.."
                                    f"{self.t.index.positions - 1})")
             return p
-        return _slice(self.t, place).position
+        return find_slice(self.t, place).position
 
     def _mem_unit(self, name: str) -> int:
-        from lpu_emu.trace.breakpoints import _slice
-
-        return self.t.mem_unit(_slice(self.t, name, ("MEM",)).name)
+        return self.t.mem_unit(find_slice(self.t, name, ("MEM",)).name)
 
     def _check_rows(self, bank: int, first: int, last: int) -> None:
         banks, size = self.t.index.sram.shape[1], self.t.index.sram.shape[2]
@@ -210,5 +199,3 @@ class Session:
         self.done = True
         return [Text("bye")]
 
-
-__all__ = ["Session", "stream_text", "usage"]

@@ -18,6 +18,7 @@ from lpu_emu.core.tensors import _locations
 from lpu_emu.numerics import STORAGE, from_planes, from_storage
 from lpu_emu.program import Tensor
 from lpu_emu.spec.encoding import stream_text
+from lpu_emu.trace.breakpoints import tensor_keys
 from lpu_emu.trace.model import Traced
 
 LANES_SHOWN = 64  # lanes shown when no `lanes A..B` is given (the rest are counted)
@@ -193,8 +194,6 @@ class TensorView:
                 yield LaneGrid(ca[k][a:b + 1], a, None, cols)
 
     def _changed(self, n: int) -> np.ndarray:
-        from lpu_emu.trace.breakpoints import tensor_keys
-
         keys = tensor_keys(self.t, self.tensor.name)
         now = np.isin(keys, self.t.index.written_keys(self.cycle))
         return np.unique(np.flatnonzero(now) % n)[:4]
