@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 from lpu_emu.trace.session import Session
 from lpu_emu.trace.views import ChipView, SourceView, StepView
@@ -53,6 +53,7 @@ class TraceApp(App):
             yield Static(id="events")
             yield Static(id="output")
         yield Input(placeholder="command (help lists them; PageDown steps)", id="command")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.refresh_panels()
