@@ -64,8 +64,9 @@ def trace(program: Path, chip: str | None, inputs: tuple[str, ...], script: Path
     if as_text:
         from lpu_emu.trace.listing import text_listing
 
-        for line in text_listing(traced, first, last):
-            click.echo(line)
+        listing = text_listing(traced, first, last)
+        if listing:
+            click.echo("\n".join(listing))
     if script is not None:
         _headless(traced, script.read_text(encoding="utf-8").splitlines())
     elif not as_text and perfetto is None:

@@ -10,16 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from lpu_emu.core import events as E
-from lpu_emu.core import plan as P
 from lpu_emu.spec.encoding import stream_text
 from lpu_emu.trace.model import Traced
 
 
 def event_text(t: Traced, r) -> str | None:
-    """The words after `cycle N: ` for one record, or None for bookkeeping."""
-    cycle, kind, issue, a, b, c, d, ref = (int(v) for v in r)
+    """The words after `cycle N: ` for one record (a list of 8 ints), or None for bookkeeping."""
+    cycle, kind, issue, a, b, c, d, ref = r
     dnames = t.dtype_names
-    who = f"{t.queue_name(int(t.plan.issues[issue, P.QUEUE]))} {t.mnemonic(issue)}"
+    who = f"{t.queue_name(t.issue_queue(issue))} {t.mnemonic(issue)}"
     if kind == E.ISSUE:
         return f"issue {t.queue_name(a)} {t.instruction(issue)} ({t.where(issue)})"
     if kind == E.TAKE:
@@ -58,7 +57,7 @@ def event_text(t: Traced, r) -> str | None:
 
 def cycle_lines(t: Traced, cycle: int) -> list[str]:
     """What happened at `cycle`, one line per event, in log order."""
-    return [s for r in t.index.at(cycle) if (s := event_text(t, r)) is not None]
+    return [s for r in t.index.at(cycle).tolist() if (s := event_text(t, r)) is not None]
 
 
 def text_listing(t: Traced, first: int = 0, last: int | None = None) -> list[str]:
@@ -67,10 +66,10 @@ def text_listing(t: Traced, first: int = 0, last: int | None = None) -> list[str
     lo, hi = t.index.span(first, last)
     rows = t.index.ev[lo:hi]
     out = []
-    for r in rows:
+    for r in rows.tolist():
         s = event_text(t, r)
         if s is not None:
-            out.append(f"cycle {int(r[0])}: {s}")
+            out.append(f"cycle {r[0]}: {s}")
     return out
 
 

@@ -74,6 +74,7 @@ class Traced:
     violations: list[Violation]
     source: Source
     name: str = "program"
+    _names: dict = field(default_factory=dict, repr=False)  # memoised texts, by what they depend on
 
     @classmethod
     def run(cls, program: Program, chip: Chip | str | None = None, *,
@@ -100,15 +101,32 @@ class Traced:
         return self.chip.slices[q].name
 
     def mnemonic(self, issue: int) -> str:
-        row = self.plan.issues[issue]
-        ins = self.isa.by_opcode()[int(row[P.OP])]
-        names = self.dtype_names
-        return ".".join([ins.mnemonic] + [names[int(row[c])] for c in (P.DTYPE, P.DTYPE2)
-                                          if row[c]])
+        """`Add.int8`: the issue's mnemonic with its dtype suffixes (one list for all issues,
+        made on first use)."""
+        if "mnemonics" not in self._names:
+            by_op, names, text = self.isa.by_opcode(), self.dtype_names, {}
+            cols = self.plan.issues[:, [P.OP, P.DTYPE, P.DTYPE2]].tolist()
+            for key in set(map(tuple, cols)):
+                text[key] = ".".join([by_op[key[0]].mnemonic] + [names[c] for c in key[1:] if c])
+            self._names["mnemonics"] = [text[tuple(k)] for k in cols]
+        return self._names["mnemonics"][issue]
 
     @property
     def dtype_names(self) -> dict[int, str]:
-        return {d.code: d.name for d in self.isa.dtypes.values()}
+        if "dtypes" not in self._names:
+            self._names["dtypes"] = {d.code: d.name for d in self.isa.dtypes.values()}
+        return self._names["dtypes"]
+
+    def src_index(self, issue: int) -> int:
+        """The program instruction an issue comes from (a Repeat's line for a repetition)."""
+        if "src" not in self._names:
+            self._names["src"] = self.plan.issues[:, P.SRC].tolist()
+        return self._names["src"][issue]
+
+    def issue_queue(self, issue: int) -> int:
+        if "queue" not in self._names:
+            self._names["queue"] = self.plan.issues[:, P.QUEUE].tolist()
+        return self._names["queue"][issue]
 
     def src(self, issue: int) -> tuple[int, int]:
         """(file index, line) of the program instruction an issue comes from."""
@@ -116,12 +134,21 @@ class Traced:
         return int(self.program.src_file[i]), int(self.program.src_line[i])
 
     def where(self, issue: int) -> str:
-        return self.program.where(int(self.plan.issues[issue, P.SRC]))
+        key = ("w", self.src_index(issue))
+        if key not in self._names:
+            self._names[key] = self.program.where(key[1])
+        return self._names[key]
 
     def instruction(self, issue: int) -> str:
         """The issue as written: mnemonic and operands from its source line (the decoded
         mnemonic when the source is not at hand), plus the line's comment (on compiled programs,
         the graph op it comes from)."""
+        key = ("i", self.src_index(issue), self.mnemonic(issue))
+        if key not in self._names:
+            self._names[key] = self._instruction(issue)
+        return self._names[key]
+
+    def _instruction(self, issue: int) -> str:
         code, comment = split_comment(self.source.line(*self.src(issue)))
         base = self.mnemonic(issue).split(".")[0]
         m = re.search(rf"(?i)(?<![\w.]){re.escape(base)}(?:\.\w+)*(?!\w)", code)
@@ -134,7 +161,10 @@ class Traced:
         return f"{text}  ; {comment}" if comment else text
 
     def _of_kind(self, kind: str) -> list[str]:
-        return [s.name for s in self.chip.slices if s.kind == kind]
+        key = ("kind", kind)
+        if key not in self._names:
+            self._names[key] = [s.name for s in self.chip.slices if s.kind == kind]
+        return self._names[key]
 
     def mem_name(self, unit: int) -> str:
         """The MEM slice with ordinal `unit` (the first axis of the SRAM array)."""
