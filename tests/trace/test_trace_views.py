@@ -3,8 +3,9 @@ rewrites them, to be reviewed), plus the facts each golden must show, checked by
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from trace_helpers import check_golden, render, run_script, traced
+from trace_helpers import ROOT, check_golden, render, run_script, traced
 
 from lpu_emu.trace.views import ChipView, MxmView, QueueView, SourceView, StepView
 
@@ -19,6 +20,8 @@ SCREENS = {
     "vecadd_queue": ("vecadd", ["goto 4", "show queue VXM0", "show queue MEM_W0"]),
     "matvec_mxm": ("matvec", ["goto 419", "show mxm", "show stream S1W at MXM_W0 lanes 0..7",
                               "goto 443", "show stream S4E at MXM_W0 lanes 0..7"]),
+    "matvec_rows": ("matvec", ["goto 78", "show stream S0W at MXM_W0 lanes 0..7", "step",
+                               "show stream S0W at MXM_W0 lanes 0..7"]),
     "matvec_steps": ("matvec", ["goto 78", "step", "goto 398", "step 2"]),
     "repeat_tensor": ("repeat", ["goto 6", "show tensor y 0..1 lanes 0..11", "step",
                                  "show tensor y lanes 0..11"]),
@@ -36,6 +39,15 @@ def test_view_matches_its_golden(name: str) -> None:
     text, session = run_script(traced(program), script)
     assert session.errors == 0, text
     check_golden(name, text)
+
+
+def test_stream_view_shows_the_weight_rows_in_order() -> None:
+    w = np.load(ROOT / "programs" / "matvec_w.npy")
+    text, _ = run_script(traced("matvec"), ["goto 78", "show stream S0W at MXM_W0 lanes 0..7",
+                                            "step", "show stream S0W at MXM_W0 lanes 0..7"])
+    grids = [line.split("|")[1].replace("*", " ").split() for line in text.splitlines()
+             if line.startswith("  lane ")]
+    assert grids == [[str(v) for v in w[0, :8]], [str(v) for v in w[1, :8]]]  # row k at 78 + k
 
 
 def test_chip_strip_marks_issue_values_and_placements() -> None:
