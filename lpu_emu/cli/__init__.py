@@ -21,6 +21,7 @@ from lpu_emu.cli.common import reporting_errors
 COMMANDS = {
     "demo": "Run every example program on the default chip and check its results.",
     "run": "Run a program (.lpu or .lpx) on a chip preset.",
+    "trace": "Step through a run, forward and back, with breakpoints.",
     "asm": "Assemble a .lpu source into a .lpx object file.",
     "disasm": "Disassemble a .lpx object file back into assembly source.",
     "isa": "Show the instruction set reference.",
