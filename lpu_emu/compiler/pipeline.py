@@ -42,6 +42,14 @@ class Compiled:
     notes: list[str]
     memory: Memory
     symbol_of: dict[str, str] = field(default_factory=dict)  # chip tensor -> program symbol
+    note_ix: np.ndarray | None = None  # per instruction: index into notes (its graph op)
+
+    def assembly(self, name: str | None = None) -> tuple[str, Program]:
+        """The program as commented assembly, and the Program that assembling the text under
+        the file name `name` gives (identical to `self.program` but for the source map)."""
+        from lpu_emu.compiler.assembly import assembly
+        return assembly(self.program, self.notes, self.note_ix, name or self.program.files[0],
+                        self.mode.name, self.cycles)
 
     @property
     def cycles(self) -> int:
@@ -198,7 +206,8 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
     lanemaps = [LaneMap(f"map{i}", m) for i, m in enumerate(lowered.lanemaps)]
     prog = program(em, target, fname, symbols, _segments(lowered, locs, target.lanes), lanemaps,
                    1)
-    return Compiled(graph, mode, target, prog, lowered, locs, placed, notes, memory, symbol_of)
+    return Compiled(graph, mode, target, prog, lowered, locs, placed, notes, memory, symbol_of,
+                    em.note)
 
 
 def _calibrate(graph: Graph, calibration: dict[str, np.ndarray] | None) -> dict[str, float]:
