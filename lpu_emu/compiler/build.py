@@ -137,7 +137,7 @@ def transpose_kernels(target: Target, step: TransposeStep, locs: dict[str, Loc],
 def kernels_for(target: Target, step, locs: dict[str, Loc], eye: Loc | None) -> list[Kernel]:
     if isinstance(step, MapStep):
         return [K.elementwise(target, step.note, locs[step.out], step.expr, locs, step.row0,
-                              step.rows)]
+                              step.rows, step.chunk)]
     if isinstance(step, ReduceStep):
         return [K.colreduce(target, step.note, step.how, step.expr, locs, locs[step.out],
                             step.rows, locs[step.also] if step.also else None, step.row0,

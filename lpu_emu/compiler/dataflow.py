@@ -136,14 +136,22 @@ class Streams:
 
 
 class Alus:
-    """The VXM ALU queues a kernel may use, handed out one per op."""
+    """The VXM ALU queues a kernel may use, handed out one per op; and the SXM units."""
 
     def __init__(self, target: Target, queues: list[int] | None = None) -> None:
+        self.sxm = {w: [s.index for s in target.sxm("W" if w else "E")] for w in (True, False)}
         self.large = [q for q in (queues or [s.index for s in target.vxm_alus])
                       if q in target.large_alus]
         self.small = [q for q in (queues or [s.index for s in target.vxm_alus])
                       if q not in target.large_alus]
         self.taken: list[int] = []
+
+    def take_sxm(self, west: bool) -> int:
+        """An SXM unit on the side the data is on (the other side's if this one has none)."""
+        for side in (west, not west):
+            if self.sxm[side]:
+                return self.sxm[side].pop(0)
+        raise CompileError("no free SXM unit")
 
     def take(self, mnemonic: str) -> int:
         pools = [self.large] if mnemonic in LARGE else [self.small, self.large]
@@ -190,6 +198,11 @@ def timed(target: Target, sinks: list, streams: Streams, alus: Alus) -> list[Slo
     for op in ops:
         if op.unit == "vxm" and op.queue is None:
             op.queue = alus.take(op.mnemonic)
+        elif op.unit == "sxm" and op.queue is None:
+            src = op.args[0]
+            west = (src.slices[0].position < target.vxm_position if isinstance(src, Read)
+                    else True)
+            op.queue = alus.take_sxm(west)
     lat = {id(op): target.latency(op.mnemonic) for op in ops}
     pos = {id(op): _position(target, op) for op in ops}
     # 1. ASAP

@@ -41,6 +41,9 @@ def _load_streams(target: Target, planes: list[int], mxm_dtype: str, converted: 
     return max(per_side.values()) * (3 if converted else 1)
 
 
+SXM_OPS = ("Distribute", "Permute", "Rotate", "ShiftUp", "ShiftDown")
+
+
 def build(e, c: int, locs: dict[str, Loc], memo: dict, note: str, extra: dict | None = None,
           r0: int = 0):
     """The dataflow node for Expr e at output chunk c from row r0 (Leaf reads, VXM Ops)."""
@@ -54,10 +57,13 @@ def build(e, c: int, locs: dict[str, Loc], memo: dict, note: str, extra: dict | 
             loc = locs[e.name]
             chunk, row, step = {"full": (c, r0 + e.row, 1), "row": (c, e.row, 0),
                                 "col": (0, r0 + e.row, 1)}[e.mode]
+            chunk = chunk if e.chunk is None else e.chunk
             node = Read(loc, chunk, row, step, note)
     else:
         args = tuple(build(a, c, locs, memo, note, extra, r0) for a in e.args)
         node = Op(e.mnemonic, e.dtype, args, imm=e.imm, dtype2=e.dtype2, note=note)
+        if e.mnemonic in SXM_OPS:  # lane movement: on an SXM unit (chosen when timed)
+            node.unit = "sxm"
     memo[key] = node
     return node
 
@@ -75,12 +81,12 @@ def after(pipes: list[Pipe], pipe: Pipe) -> int:
 
 
 def elementwise(target: Target, note: str, out: Loc, ex, locs: dict[str, Loc], row0: int = 0,
-                rows: int | None = None) -> Kernel:
-    """out[row0 : row0 + rows] = ex, one vector a cycle, chunk after chunk."""
+                rows: int | None = None, chunk: int | None = None) -> Kernel:
+    """out[row0 : row0 + rows] = ex, one vector a cycle, chunk after chunk (or only `chunk`)."""
     rows = out.rows - row0 if rows is None else rows
     pipes: list[Pipe] = []
     streams = []
-    for c in range(out.nchunks):
+    for c in range(out.nchunks) if chunk is None else (chunk,):
         s = Streams(0, target.streams)
         root = build(ex, c, locs, {}, note, None, row0)
         slots = timed(target, [Write(root, out, c, row0, 1, note)], s, Alus(target))
@@ -92,7 +98,7 @@ def elementwise(target: Target, note: str, out: Loc, ex, locs: dict[str, Loc], r
         streams.append(s)
     ops, _ = E.size(ex)
     return Kernel(note, pipes, streams, frozenset(locs[x.name].base for x in E.leaves(ex)),
-                  frozenset({out.base}), "vxm", {"alu": ops * rows * out.nchunks})
+                  frozenset({out.base}), "vxm", {"alu": ops * rows * len(pipes)})
 
 
 @dataclass(frozen=True)

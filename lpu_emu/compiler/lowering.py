@@ -50,6 +50,7 @@ class TensorSpec:
     role: str = "temp"  # "input" | "output" | "const" | "temp"
     bcast: bool = False  # one value per row, repeated across the lanes
     pinned: object = None  # a Loc decided elsewhere (a KV cache that outlives this program)
+    view: tuple | None = None  # (tensor, first row): rows of another tensor, no copy
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class MapStep:
     note: str
     row0: int = 0
     rows: int | None = None
+    chunk: int | None = None  # only this column chunk of out
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ Step = MapStep | MmStep | TransposeStep | ReduceStep
 class Lowered:
     tensors: dict[str, TensorSpec]
     steps: list[Step]
+    lanemaps: list[tuple[int, ...]]  # SXM lane maps, by index
     inputs: dict[str, str]  # graph input -> chip tensor
     outputs: dict[str, str]  # graph output -> chip tensor
     shapes: dict[str, tuple[int, ...]]  # graph input/output shapes
@@ -151,6 +154,14 @@ class Lowering:
     uses: dict[str, int] = field(default_factory=dict)
     count: int = 0
     _splits: dict = field(default_factory=dict)
+    lanemaps: list = field(default_factory=list)
+
+    def lanemap(self, values: list[int]) -> int:
+        """The index of an SXM lane map (z[l] = x[map[l]], -1: zero)."""
+        t = tuple(values)
+        if t not in self.lanemaps:
+            self.lanemaps.append(t)
+        return self.lanemaps.index(t)
 
     # ---- tensors ----
     def fresh(self, base: str) -> str:
@@ -325,7 +336,7 @@ class Lowering:
                 self.tensors[leaf.name].pinned = self.pinned[o]
             outputs[o] = leaf.name
         shapes = {v: g.value(v).shape for v in list(g.inputs) + list(g.outputs)}
-        return Lowered(self.tensors, self.steps, inputs, outputs, shapes)
+        return Lowered(self.tensors, self.steps, self.lanemaps, inputs, outputs, shapes)
 
     def _must_materialise(self, value: str) -> bool:
         e = self.exprs[value]
@@ -464,6 +475,89 @@ class Lowering:
             raise UsageError(f"node {n.name!r}: Cast to {n.attr('to')} is not lowered",
                              hint="the chip computes in fp32: casts to fp32 are free")
         self.exprs[n.outputs[0]] = self.exprs[n.inputs[0]]
+
+    def op_Slice(self, n: Node) -> None:
+        shape = self.graph.value(n.inputs[0]).shape
+        axis = n.attr("axis") % len(shape)
+        start, _, _ = slice(n.attr("start"), n.attr("end")).indices(shape[axis])
+        self.exprs[n.outputs[0]] = self._slice(n, n.inputs[0], n.outputs[0], axis, start)
+
+    def op_Split(self, n: Node) -> None:
+        shape = self.graph.value(n.inputs[0]).shape
+        axis = n.attr("axis") % len(shape)
+        start = 0
+        for o in n.outputs:
+            self.exprs[o] = self._slice(n, n.inputs[0], o, axis, start)
+            start += self.graph.value(o).shape[axis]
+
+    def _slice(self, n: Node, value: str, out_value: str, axis: int, start: int):
+        """A slice along the last axis (lanes: SXM Distribute) or any other (rows: a view)."""
+        shape = self.graph.value(value).shape
+        src = self.leaf(value).name
+        rows, cols = self.dims(out_value)
+        if axis == len(shape) - 1:
+            return E.Leaf(self.lane_slice(src, rows, cols, start, n.name))
+        if any(d != 1 for d in shape[:axis]):
+            raise UsageError(f"node {n.name!r}: Slice of axis {axis} of {shape} is not lowered",
+                             hint="slices of the last axis, or of rows")
+        inner = int(np.prod(shape[axis + 1:-1], dtype=np.int64)) if len(shape) > 1 else 1
+        out = self.tensor(self.fresh(out_value), rows, cols, view=(src, start * inner))
+        return E.Leaf(out)
+
+    def lane_slice(self, src: str, rows: int, cols: int, start: int, note: str) -> str:
+        """Columns start .. start + cols of src: each output chunk gathers its lanes from at
+        most two source chunks with SXM Distribute (lane maps), summed on the VXM."""
+        lanes = self.target.lanes
+        out = self.tensor(self.fresh(f"{src}.cols"), rows, cols)
+        for c in range(math.ceil(cols / lanes)):
+            width = min(lanes, cols - c * lanes)
+            first = start + c * lanes
+            terms = []
+            for k in range(first // lanes, (first + width - 1) // lanes + 1):
+                m = [first + j - k * lanes if j < width and 0 <= first + j - k * lanes < lanes
+                     else -1 for j in range(lanes)]
+                leaf = E.Leaf(src, chunk=k)
+                if all(v == j for j, v in enumerate(m[:width])) and width == lanes:
+                    terms.append(leaf)
+                else:
+                    terms.append(E.Ex("Distribute", (leaf,), imm=self.lanemap(m)))
+            e = terms[0] if len(terms) == 1 else E.add(terms[0], terms[1])
+            if isinstance(e, E.Leaf):
+                e = E.Ex("Mov", (e,))
+            self.steps.append(MapStep(out, e, f"{note} columns", chunk=c))
+        return out
+
+    def op_Gather(self, n: Node) -> None:
+        table = self.value_const(n.inputs[0])
+        if table is None:
+            raise UsageError(f"node {n.name!r}: Gather from a computed table is not lowered",
+                             hint="Gather rows of a constant table (an embedding)")
+        table = np.asarray(table, dtype=np.float32)
+        vocab, d = table.shape
+        idx = self.leaf(n.inputs[1]).name
+        ir, ic = self.dims(n.inputs[1])
+        if ir != 1:
+            raise UsageError(f"node {n.name!r}: Gather indices of shape "
+                             f"{self.graph.value(n.inputs[1]).shape} are not lowered",
+                             hint="a vector of indices")
+        iota = self.const("iota", np.repeat(np.arange(vocab, dtype=np.float32)[:, None],
+                                            self.target.lanes, axis=1))
+        self.tensors[iota].bcast = True
+        # one-hot, transposed: oh_t[v, s] = 1 if idx[s] == v (relu(1 - |idx - v|))
+        oh_t = self.tensor(self.fresh(f"{n.outputs[0]}.onehotT"), vocab, ic)
+        diff = E.unary("Abs", E.sub(E.Leaf(idx, "row"), E.Leaf(iota, "col")))
+        self.steps.append(MapStep(oh_t, E.unary("Relu", E.add(E.unary("Neg", diff),
+                                                             E.Imm(1.0))), f"{n.name} one-hot"))
+        oh = self.tensor(self.fresh(f"{n.outputs[0]}.onehot"), ic, vocab)
+        self.steps.append(TransposeStep(oh, self.split(E.Leaf(oh_t), vocab, ic, 1,
+                                                       self.mode.exact), self.mode.exact,
+                                        f"{n.name} one-hot"))
+        out = self.tensor(self.fresh(n.outputs[0]), ic, d)
+        term, scale = self._const_term(oh, ic, table, False, n.inputs[0], n.inputs[1])
+        epi = ACC if scale is None else E.mul(E.Ex("Cvt", (ACC,), dtype="int32", dtype2="fp32"),
+                                              E.Leaf(scale, "row"))
+        self.steps.append(MmStep(out, (term,), epi, self.mode.mxm, f"{n.name} rows"))
+        self.exprs[n.outputs[0]] = E.Leaf(out)
 
     def op_Concat(self, n: Node) -> None:
         shape = self.graph.value(n.outputs[0]).shape

@@ -26,7 +26,7 @@ from lpu_emu.compiler.schedule import Placed, schedule
 from lpu_emu.compiler.target import Target
 from lpu_emu.core.tensors import encode_tensor
 from lpu_emu.errors import UsageError
-from lpu_emu.program import Program, Segment, Tensor
+from lpu_emu.program import LaneMap, Program, Segment, Tensor
 from lpu_emu.spec import Chip
 
 
@@ -42,6 +42,14 @@ class Compiled:
     notes: list[str]
     memory: Memory
     symbol_of: dict[str, str] = field(default_factory=dict)  # chip tensor -> program symbol
+    note_ix: np.ndarray | None = None  # per instruction: index into notes (its graph op)
+
+    def assembly(self, name: str | None = None) -> tuple[str, Program]:
+        """The program as commented assembly, and the Program that assembling the text under
+        the file name `name` gives (identical to `self.program` but for the source map)."""
+        from lpu_emu.compiler.assembly import assembly
+        return assembly(self.program, self.notes, self.note_ix, name or self.program.files[0],
+                        self.mode.name, self.cycles)
 
     @property
     def cycles(self) -> int:
@@ -117,6 +125,10 @@ def place(low: Lowered, target: Target, memory: Memory) -> dict[str, Loc]:
         if spec.pinned is not None:
             locs[n] = spec.pinned.view(n, 0, spec.pinned.rows)
             continue
+        if spec.view is not None:
+            base, row0 = spec.view
+            locs[n] = locs[base].view(n, row0, spec.rows)
+            continue
         avoid = set().union(*(locs[m].homes() for m in together[n] if m in locs))
         locs[n] = memory.alloc(n, spec.dtype, spec.rows, spec.cols, avoid)
     return locs
@@ -191,8 +203,11 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
             symbols.append(Tensor(base + s.name[len(n):], s.dtype, s.shape, s.slices, s.bank,
                                   s.addr))
     fname = f"{name or _sanitise(graph.name)}.lpu"
-    prog = program(em, target, fname, symbols, _segments(lowered, locs, target.lanes), [], 1)
-    return Compiled(graph, mode, target, prog, lowered, locs, placed, notes, memory, symbol_of)
+    lanemaps = [LaneMap(f"map{i}", m) for i, m in enumerate(lowered.lanemaps)]
+    prog = program(em, target, fname, symbols, _segments(lowered, locs, target.lanes), lanemaps,
+                   1)
+    return Compiled(graph, mode, target, prog, lowered, locs, placed, notes, memory, symbol_of,
+                    em.note)
 
 
 def _calibrate(graph: Graph, calibration: dict[str, np.ndarray] | None) -> dict[str, float]:
