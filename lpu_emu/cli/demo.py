@@ -1,5 +1,7 @@
 """`lpu demo`: the README's first command. Runs every example program on the default chip,
-checks each result against numpy, and prints one table; exit status 1 if any example fails."""
+checks each result against numpy, and prints one table; then compiles the built-in BERT layer
+(lpu_emu.compiler.builtin.DEMO), runs it, checks it against numpy and prints its report in a few
+lines. Exit status 1 if any example or the layer fails."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from lpu_emu.spec.chip import default_chip_name
 
 @click.command(epilog="""\b
 Examples:
-  lpu demo                 every example program on lp30, checked against numpy
+  lpu demo                 every example program on lp30 and a compiled BERT layer, checked
   lpu demo --chip lp30     the same, naming the chip
 """)
 @click.option("--chip", metavar="NAME", default=None,
@@ -38,3 +40,20 @@ def demo(chip: str | None) -> None:
     if failed:
         raise click.exceptions.Exit(1)
     console.print("every result matches numpy, bit for bit")
+    _layer(console, chip)
+
+
+def _layer(console, chip: str | None) -> None:
+    """The built-in BERT layer (compiler.builtin.DEMO), compiled, run, checked, reported."""
+    from lpu_emu.compiler.builtin import DEMO, build, describe, within
+    from lpu_emu.compiler.report import report
+    from lpu_emu.render.report import DemoLayer
+
+    built = build(DEMO["name"], seq=DEMO["seq"], dtype=DEMO["dtype"], chip=chip)
+    error = built.check()
+    console.print()
+    console.print(DemoLayer(describe(built), report(built.compiled), error))
+    if not within(error, DEMO["dtype"]):
+        click.echo(f"error: the compiled layer does not match numpy within the {DEMO['dtype']} "
+                   "bound", err=True)
+        raise click.exceptions.Exit(1)

@@ -264,33 +264,33 @@ def report(compiled, plan: Plan | None = None) -> Report:
     large_ops = [ins.mnemonic for ins in target.isa.instructions if ins.alu == "large"]
     vxm_large = vxm & iss.of(*large_ops)
     sxm = work & (iss.kind == "SXM")
-    n_alus, n_large = len(target.vxm_alus), len(target.large_alus)
+    n_alus, n_large_alus = len(target.vxm_alus), len(target.large_alus)
     n_sxm = len(target.sxm("W")) + len(target.sxm("E"))
     stream_values, stream_busiest = _streams(iss, target)
     per_position = 2 * target.streams
 
-    acc_text = ", ".join(f"{n:,} {d}" for d, n in acc_dtypes.items()) or "none"
+    fraction = float(chip.p("mxm_fp16_fraction"))
+    acc_text = ", ".join(f"{n:,} {d}" for d, n in acc_dtypes.items()) or "no"
+    slow = [d for d in acc_dtypes if d in FP16_RATE]
+    rate_text = f", {'/'.join(slow)} at {fraction:g}x" if slow else ""
     lw_text = ", ".join(f"{n:,} {d} rows at {rows_per_lw(target, d)}/LW"
                         for d, n in lw_rows.items()) or "no rows"
+    n_vxm, n_large, n_sxm_issues = int(vxm.sum()), int(vxm_large.sum()), int(sxm.sum())
+    where, placed = stream_busiest
     resources = (
-        Resource("MXM compute", compute,
-                 f"ACC passes ({acc_text}) over {n_planes} planes; fp16/bf16 at "
-                 f"{float(chip.p('mxm_fp16_fraction')):g} of the int8 rate"),
+        Resource("MXM compute", compute, f"{acc_text} ACCs / {n_planes} planes{rate_text}"),
         Resource("MXM weight loads", loads,
-                 f"{lw_text}, {int(installs.sum())} installs x "
-                 f"{target.occupancy('IW')} cycles, over {n_planes} planes"),
+                 f"{lw_text} + {int(installs.sum())} IW x {target.occupancy('IW')}"),
         Resource("MXM planes", compute + loads + abc_cycles,
-                 "compute + weight loads + ABCs: one queue per plane"),
+                 f"compute + loads + {int(abc.sum()):,} ABCs"),
         Resource("SRAM bandwidth", sram_bytes / sram_per_cycle,
-                 f"{sram_bytes:,} B at {sram_per_cycle:,.0f} B/cycle"),
-        Resource("VXM ALUs", int(vxm.sum()) / n_alus,
-                 f"{int(vxm.sum()):,} issues over {n_alus} ALUs"),
-        Resource("VXM large ALUs", int(vxm_large.sum()) / n_large,
-                 f"{int(vxm_large.sum()):,} issues over {n_large} large ALUs"),
-        Resource("SXM", int(sxm.sum()) / n_sxm, f"{int(sxm.sum()):,} issues over {n_sxm} units"),
-        Resource("stream slots", stream_busiest[1] / per_position,
-                 f"{stream_busiest[1]:,} values placed at {stream_busiest[0]}, "
-                 f"{per_position} a cycle"),
+                 f"{sram_bytes:,} B / {sram_per_cycle:,.0f} B a cycle"),
+        Resource("VXM ALUs", n_vxm / n_alus, f"{n_vxm:,} issues / {n_alus} ALUs"),
+        Resource("VXM large ALUs", n_large / n_large_alus,
+                 f"{n_large:,} issues / {n_large_alus} ALUs"),
+        Resource("SXM", n_sxm_issues / n_sxm, f"{n_sxm_issues:,} issues / {n_sxm} units"),
+        Resource("stream slots", placed / per_position,
+                 f"{placed:,} values at {where} / {per_position} a cycle"),
     )
     occ = rows[:, P.OCC]
     return Report(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
+from lpu_emu.compiler.builtin import ERROR_BOUNDS, within
 from lpu_emu.compiler.report import Report
 from lpu_emu.render.fmt import si
 from lpu_emu.render.isa import row, table
@@ -22,10 +23,12 @@ def headline(r: Report) -> str:
             f"{si(r.clock_hz, 'Hz')}")
 
 
-def counts(r: Report) -> str:
-    """`N instructions (M issues), X MACs on the MXM (Y in the graph's matmuls)`."""
-    return (f"{r.instructions:,} instructions ({r.issues:,} issues), {si(r.macs, 'MACs')} on "
-            f"the MXM ({si(r.useful_macs, 'MACs')} in the graph's matmuls)")
+def counts(r: Report) -> list[str]:
+    """`N instructions, M issues` and `MXM: X MACs issued, Y in the graph's matmuls (P%)`."""
+    share = f" ({r.useful_macs / r.macs:.1%})" if r.macs else ""
+    return [f"{r.instructions:,} instructions, {r.issues:,} issues (Repeats expanded)",
+            f"MXM: {r.macs:,} MACs issued, {r.useful_macs:,} in the graph's "
+            f"matmuls{share}"]
 
 
 def bound_line(r: Report) -> str:
@@ -47,8 +50,7 @@ class Busy:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         r = self.report
-        t = table("unit", "work", "busy cycles", "utilization", right=("busy cycles",
-                                                                      "utilization"))
+        t = table("unit", "issues", "busy cycles", "busy", right=("busy cycles", "busy"))
 
         def pct(busy: int) -> str:
             return f"{busy / r.cycles:.1%}" if r.cycles else "-"
@@ -56,14 +58,14 @@ class Busy:
         for p in r.planes:
             row(t, p.name, _plane_text(p.issues), f"{p.busy:,}", pct(p.busy))
         name, busy = r.vxm_busiest
-        row(t, "VXM", f"{r.vxm_issues:,} issues ({r.vxm_large_issues:,} on large ALUs); "
-            f"busiest {name}", f"{busy:,}", pct(busy))
-        row(t, "SXM", f"{r.sxm_issues:,} issues", "", "")
+        row(t, "VXM", f"{r.vxm_issues:,} ({r.vxm_large_issues:,} large); busiest {name}",
+            f"{busy:,}", pct(busy))
+        row(t, "SXM", f"{r.sxm_issues:,}", "", "")
         name, busy = r.mem_busiest
-        row(t, "MEM", f"{r.sram_reads:,} reads, {r.sram_writes:,} writes "
-            f"({si(r.sram_bytes, 'B')}); busiest {name}", f"{busy:,}", pct(busy))
+        row(t, "MEM", f"{r.sram_reads:,} reads, {r.sram_writes:,} writes; busiest {name}",
+            f"{busy:,}", pct(busy))
         where, placed = r.stream_busiest
-        row(t, "streams", f"{r.stream_values:,} values placed; {placed:,} at {where}", "", "")
+        row(t, "streams", f"{r.stream_values:,} values; {placed:,} at {where}", "", "")
         yield t
 
 
@@ -75,7 +77,7 @@ class Roofline:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         r = self.report
-        t = table("resource", "cycles", "of schedule", "work", right=("cycles", "of schedule"),
+        t = table("resource", "cycles", "share", "work", right=("cycles", "share"),
                   wrap=("work",))
         binding = r.binding
         for res in r.resources:
@@ -114,7 +116,8 @@ class FullReport:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         r = self.report
         yield Text(headline(r))
-        yield Text(counts(r))
+        for line in counts(r):
+            yield Text(line)
         yield Text("")
         yield Busy(r)
         yield Text("")
@@ -133,5 +136,37 @@ class ShortReport:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         r = self.report
         yield Text(headline(r))
-        yield Text(counts(r))
+        yield Text(counts(r)[1])
         yield Text(bound_line(r))
+
+
+def check_dict(error: tuple[float, float], dtype: str) -> dict:
+    """A comparison with numpy as JSON: the errors, their ratio, the mode's bound, the verdict."""
+    err, scale = error
+    rel = err / scale if scale else err
+    bound = ERROR_BOUNDS[dtype]
+    return {"max_abs_error": err, "max_abs_value": scale, "relative": rel, "bound": bound,
+            "ok": within(error, dtype)}
+
+
+def check_line(error: tuple[float, float], dtype: str) -> str:
+    """`against numpy: max abs error E / max abs value V = R <= B: ok` (B: the mode's bound)."""
+    c = check_dict(error, dtype)
+    verdict = "<=" if c["ok"] else ">"
+    return (f"against numpy: max abs error {c['max_abs_error']:.3g} / max abs value "
+            f"{c['max_abs_value']:.3g} = {c['relative']:.3g} {verdict} {c['bound']:g}: "
+            f"{'ok' if c['ok'] else 'FAIL'}")
+
+
+@dataclass(frozen=True)
+class DemoLayer:
+    """`lpu demo`'s lines about the compiled layer: what it is, the check, the report."""
+
+    description: str
+    report: Report
+    error: tuple[float, float]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text(f"compiled: {self.description}")
+        yield ShortReport(self.report)
+        yield Text(check_line(self.error, self.report.mode))

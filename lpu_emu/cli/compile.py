@@ -1,0 +1,148 @@
+"""`lpu compile --builtin bert-layer|gpt-layer`: compile a built-in transformer layer (seeded
+random weights) for a chip in a precision mode, print its schedule report and roofline, and
+optionally write the program (`-o OUT.lpu` commented assembly, `-o OUT.lpx` object file) and run
+it against numpy (`--run`)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from lpu_emu.cli.common import make_console, write_atomically
+from lpu_emu.errors import UsageError
+
+PROGRESS_DELAY_S = 1.0  # a progress bar only for compiles that take longer than this
+SUFFIXES = (".lpu", ".lpx")
+
+
+class Stages:
+    """A transient progress bar on stderr over named stages, shown only on a terminal and only
+    once the work has taken more than PROGRESS_DELAY_S."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.label = total, 0, ""
+        self.progress = None
+        self.task = None
+        self.lock = threading.Lock()
+        console = make_console(stderr=True)
+        self.timer = threading.Timer(PROGRESS_DELAY_S, self._show, args=(console,)) \
+            if console.is_terminal else None
+
+    def _show(self, console) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        with self.lock:
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     TextColumn("{task.completed}/{task.total}"),
+                                     TimeElapsedColumn(), console=console, transient=True)
+            self.task = self.progress.add_task(self.label, total=self.total,
+                                               completed=self.done)
+            self.progress.start()
+
+    def stage(self, label: str) -> None:
+        """Start the next stage (the previous one is done)."""
+        with self.lock:
+            if self.label:
+                self.done += 1
+            self.label = label
+            if self.progress is not None:
+                self.progress.update(self.task, description=label, completed=self.done)
+
+    @contextmanager
+    def running(self) -> Iterator[Stages]:
+        if self.timer:
+            self.timer.daemon = True
+            self.timer.start()
+        try:
+            yield self
+        finally:
+            if self.timer:
+                self.timer.cancel()
+            with self.lock:
+                if self.progress is not None:
+                    self.progress.stop()
+
+
+@click.command(epilog="""\b
+Examples:
+  lpu compile --builtin bert-layer                    BERT layer, seq 128, fp32, on lp30
+  lpu compile --builtin bert-layer --seq 16 --dtype bf16 --run
+  lpu compile --builtin gpt-layer --decode --seq 64   one decode step against a 64-row cache
+  lpu compile --builtin gpt-layer -o gpt.lpu          write the commented assembly
+  lpu compile --builtin bert-layer --json             the report as one JSON object
+""")
+@click.option("--builtin", "name", metavar="LAYER", required=True,
+              help="The layer: bert-layer (d 384, 12 heads, d_ff 1536, seq 128) or gpt-layer "
+                   "(d 512, 8 heads, d_ff 2048, seq 64).")
+@click.option("--seq", type=int, default=None, help="Tokens (gpt-layer --decode: cache rows).")
+@click.option("--decode", is_flag=True,
+              help="gpt-layer: one decode step against a KV cache of --seq rows.")
+@click.option("--heads", type=int, default=None, help="Attention heads.")
+@click.option("--d-model", type=int, default=None, help="Model width.")
+@click.option("--d-ff", type=int, default=None, help="Feed-forward width.")
+@click.option("--dtype", default="fp32", show_default=True, metavar="MODE",
+              help="Precision mode: fp32, bf16, fp16, int8, fp8.")
+@click.option("--chip", metavar="NAME", default=None, help="Chip preset (default: lp30).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the program: .lpu (commented assembly) or .lpx (object file).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights.")
+@click.option("--run", "run_it", is_flag=True,
+              help="Run on the fast core and compare with numpy (max abs error / max abs value).")
+def compile(name: str, seq: int | None, decode: bool, heads: int | None, d_model: int | None,
+            d_ff: int | None, dtype: str, chip: str | None, output: Path | None, as_json: bool,
+            seed: int, run_it: bool) -> None:
+    """Compile a built-in transformer layer and report its schedule."""
+    from lpu_emu.compiler.builtin import build, within
+    from lpu_emu.compiler.report import report
+    from lpu_emu.render.report import check_dict, check_line
+    from lpu_emu.spec.chip import get_chip
+
+    chip_name = get_chip(chip).name  # an unknown name is a UsageError naming the valid ones
+    if output is not None and output.suffix not in SUFFIXES:
+        raise UsageError(f"-o {output}: the file must end in {' or '.join(SUFFIXES)}",
+                         hint=".lpu writes the commented assembly, .lpx the object file")
+    stages = Stages(3 + run_it + (output is not None))
+    start = time.perf_counter()
+    with stages.running():
+        stages.stage(f"compiling {name}")
+        built = build(name, seq=seq, decode=decode, heads=heads, d_model=d_model, d_ff=d_ff,
+                      dtype=dtype, chip=chip_name, seed=seed)
+        stages.stage("planning")
+        rep = report(built.compiled)
+        seconds = time.perf_counter() - start
+        data = None
+        if output is not None:
+            stages.stage(f"writing {output.name}")
+            data = (built.compiled.assembly(output.name)[0].encode() if output.suffix == ".lpu"
+                    else built.compiled.program.to_bytes())
+        error = None
+        if run_it:
+            stages.stage("running")
+            error = built.check()
+        stages.stage("done")
+    if data is not None:
+        write_atomically(output, data)
+    if as_json:
+        doc = rep.to_json()
+        doc["compile_seconds"] = seconds
+        if error is not None:
+            doc["check"] = check_dict(error, dtype)
+        click.echo(json.dumps(doc))
+    else:
+        from lpu_emu.render.report import FullReport
+        console = make_console()
+        console.print(FullReport(rep))
+        if output is not None:
+            console.print(f"wrote {output}")
+        if error is not None:
+            console.print(check_line(error, dtype))
+    if error is not None and not within(error, dtype):
+        raise click.exceptions.Exit(1)
+
+
