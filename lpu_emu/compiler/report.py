@@ -28,12 +28,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from lpu_emu.compiler.target import Target
 from lpu_emu.core import plan as P
 from lpu_emu.core.plan import Plan, make_plan
+from lpu_emu.program import Program
 
 MXM_OPS = ("ACC", "LW", "IW", "IWT", "ABC")
 READS, WRITES = ("Read", "Gather"), ("Write", "Scatter")
@@ -216,11 +218,11 @@ def _streams(iss: _Issues, target: Target) -> tuple[int, tuple[str, int]]:
     return int(per_pos.sum()), (where, int(per_pos[pos]))
 
 
-def _ops(compiled) -> tuple[OpTime, ...]:
+def _ops(placed) -> tuple[OpTime, ...]:
     spans: Counter = Counter()
     kernels: Counter = Counter()
     macs: Counter = Counter()
-    for pl in compiled.placed:
+    for pl in placed:
         k = pl.kernel
         spans[k.name] += pl.end - pl.start
         kernels[k.name] += 1
@@ -231,9 +233,16 @@ def _ops(compiled) -> tuple[OpTime, ...]:
 
 def report(compiled, plan: Plan | None = None) -> Report:
     """The report of a Compiled program (its Plan is made here unless given)."""
-    target: Target = compiled.target
+    return report_program(compiled.program, compiled.target, compiled.mode.name, plan,
+                          placed=compiled.placed)
+
+
+def report_program(program: Program, target: Target, mode: str, plan: Plan | None = None, *,
+                   placed=()) -> Report:
+    """The report of any program for `target` (`placed`: the compiler's kernels, for the graph
+    ops and their MACs; none for a hand-written program)."""
     chip = target.chip
-    plan = plan or make_plan(compiled.program, chip, target.isa)
+    plan = plan or make_plan(program, chip, target.isa)
     iss = _Issues(plan, target)
     rows = iss.rows
     n_planes = len(target.planes("W")) + len(target.planes("E"))
@@ -276,7 +285,7 @@ def report(compiled, plan: Plan | None = None) -> Report:
     lw_text = ", ".join(f"{n:,} {d} rows at {rows_per_lw(target, d)}/LW"
                         for d, n in lw_rows.items()) or "no rows"
     n_vxm, n_large, n_sxm_issues = int(vxm.sum()), int(vxm_large.sum()), int(sxm.sum())
-    where, placed = stream_busiest
+    where, at_busiest = stream_busiest
     resources = (
         Resource("MXM compute", compute, f"{acc_text} ACCs / {n_planes} planes{rate_text}"),
         Resource("MXM weight loads", loads,
@@ -289,19 +298,19 @@ def report(compiled, plan: Plan | None = None) -> Report:
         Resource("VXM large ALUs", n_large / n_large_alus,
                  f"{n_large:,} issues / {n_large_alus} ALUs"),
         Resource("SXM", n_sxm_issues / n_sxm, f"{n_sxm_issues:,} issues / {n_sxm} units"),
-        Resource("stream slots", placed / per_position,
-                 f"{placed:,} values at {where} / {per_position} a cycle"),
+        Resource("stream slots", at_busiest / per_position,
+                 f"{at_busiest:,} values at {where} / {per_position} a cycle"),
     )
     occ = rows[:, P.OCC]
     return Report(
-        name=compiled.program.files[0] if compiled.program.files else compiled.graph.name,
-        chip=chip.name, mode=compiled.mode.name, clock_hz=chip.clock_hz, cycles=plan.cycles,
-        instructions=len(compiled.program), issues=len(plan), planes=_planes(iss, target),
+        name=Path(program.files[0]).name if program.files else "program",
+        chip=chip.name, mode=mode, clock_hz=chip.clock_hz, cycles=plan.cycles,
+        instructions=len(program), issues=len(plan), planes=_planes(iss, target),
         acc_dtypes=acc_dtypes, lw_rows=lw_rows, macs=int(acc.sum()) * plane_macs,
-        useful_macs=sum(int(p.kernel.stats.get("macs", 0)) for p in compiled.placed),
+        useful_macs=sum(int(p.kernel.stats.get("macs", 0)) for p in placed),
         vxm_issues=int(vxm.sum()), vxm_large_issues=int(vxm_large.sum()),
         vxm_busiest=iss.busiest(vxm, occ), sxm_issues=int(sxm.sum()),
         sram_reads=reads, sram_writes=writes, sram_bytes=sram_bytes,
         mem_busiest=iss.busiest(work & (iss.kind == "MEM"), occ),
         stream_values=stream_values, stream_busiest=stream_busiest, resources=resources,
-        ops=_ops(compiled))
+        ops=_ops(placed))
