@@ -109,8 +109,10 @@ def build(name: str, *, seq: int | None = None, decode: bool = False, heads: int
     if decode and name != "gpt-layer":
         raise UsageError("--decode is a gpt-layer option (a decode step against a KV cache)")
     base = BUILTINS[name]
-    seq, heads = seq or base.seq, heads or base.heads
-    d, d_ff = d_model or base.d_model, d_ff or base.d_ff
+    seq = base.seq if seq is None else seq
+    heads = base.heads if heads is None else heads
+    d = base.d_model if d_model is None else d_model
+    d_ff = base.d_ff if d_ff is None else d_ff
     for option, value in (("--seq", seq), ("--heads", heads), ("--d-model", d),
                           ("--d-ff", d_ff)):
         if value < 1:
