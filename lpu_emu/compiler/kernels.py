@@ -68,16 +68,57 @@ def build(e, c: int, locs: dict[str, Loc], memo: dict, note: str, extra: dict | 
     return node
 
 
-def after(pipes: list[Pipe], pipe: Pipe) -> int:
-    """The earliest start of `pipe` that has its first issue after the last issue of every
-    pipe before it. Pipes of one kernel reuse stream indices with values that come from other
-    positions; a value placed while an earlier pipe's value is still in flight on the same
-    diagonal would replace it, so one pipe's values are all taken before the next's are
-    placed."""
+def _placements(target: Target, pipe: Pipe) -> dict[int, set[tuple[int, int]]]:
+    """Stream code -> the (queue, position) pairs that place values on it in this pipe."""
+    if pipe.placements is not None:
+        return pipe.placements
+    out: dict[int, set[tuple[int, int]]] = {}
+    for s in pipe.slots:
+        ops = dict(s.operands)
+        for o in target.ins(s.mnemonic).operands:
+            if o.kind != "stream" or o.role != "out":
+                continue
+            if o.width == "one":
+                w = 1
+            elif o.width == "acc":
+                w = 4
+            elif o.width == "dtype2":
+                w = next(d.width for d in target.isa.dtypes.values() if d.code == ops["to"])
+            else:
+                w = target.width(s.dtype)
+            for i in range(w):
+                out.setdefault(ops[o.name] + i, set()).add(
+                    (s.queue, target.chip.slices[s.queue].position))
+    pipe.placements = out
+    return out
+
+
+def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
+    """The earliest start of `pipe` after the pipes before it in one kernel.
+
+    On a queue both use, its first issue comes after the earlier pipe's last. And a stream
+    index that the earlier pipe uses from other places than this one (other MEM slices: another
+    chunk or tensor) must carry the earlier pipe's values to their consumers first: a value
+    placed on the same diagonal upstream of one still in flight would replace it. So then this
+    pipe places nothing until the earlier one has issued its last instruction. Pipes placing
+    from the same places (the next rows of the same tensors) follow back to back."""
     if not pipes:
         return -pipe.first()
-    last = max(p.start + (p.count - 1) * p.period + max(s.t for s in p.slots) for p in pipes)
-    return last + 1 - min(s.t for s in pipe.slots)
+    mine = _placements(target, pipe)
+    first = min(s.t for s in pipe.slots)
+    by_queue: dict[int, int] = {}
+    for s in pipe.slots:
+        by_queue[s.queue] = min(by_queue.get(s.queue, s.t), s.t)
+    lo = -(1 << 40)
+    for p in pipes:
+        tail = p.start + (p.count - 1) * p.period
+        theirs = _placements(target, p)
+        if any(code in mine and mine[code] != where for code, where in theirs.items()):
+            lo = max(lo, tail + max(s.t for s in p.slots) + 1 - first)
+        for s in p.slots:
+            if s.queue in by_queue:
+                lo = max(lo, tail + s.t + target.occupancy(s.mnemonic) - by_queue[s.queue])
+    return lo
 
 
 def elementwise(target: Target, note: str, out: Loc, ex, locs: dict[str, Loc], row0: int = 0,
@@ -93,7 +134,7 @@ def elementwise(target: Target, note: str, out: Loc, ex, locs: dict[str, Loc], r
         # chunk pipes reuse the streams from other slices: the next starts placing values
         # only after this one has taken its last (see `after`)
         pipe = Pipe(slots, rows, 0)
-        pipe.start = after(pipes, pipe)
+        pipe.start = after(target, pipes, pipe)
         pipes.append(pipe)
         streams.append(s)
     ops, _ = E.size(ex)
@@ -172,7 +213,7 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             if prev is None or not _same_weights(ps, prev):
                 pipe, s_load = _load(target, note, ps, planes, mxm_dtype, split_at, load_alus)
                 lw_ts = [s.t for s in pipe.slots if s.mnemonic == "LW"]
-                pipe.start = max(t - min(lw_ts), after(loads, pipe))
+                pipe.start = max(t - min(lw_ts), after(target, loads, pipe))
                 loads.append(pipe)
                 streams.append(s_load)
                 t = pipe.start + max(lw_ts) + ps.k_rows
@@ -197,7 +238,7 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                     sinks.append(Write(root, job.out, c, job.out_row, 1, note))
             pipe = Pipe(timed(target, sinks, s_main, Alus(target, feed_alus)), job.rows)
             acc_ts = [s.t for s in pipe.slots if s.mnemonic == "ACC"]
-            pipe.start = max(t - min(acc_ts), after(feeds, pipe))
+            pipe.start = max(t - min(acc_ts), after(target, feeds, pipe))
             feeds.append(pipe)
             streams.append(s_main)
             t = pipe.start + max(acc_ts) + job.rows
