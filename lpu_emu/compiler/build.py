@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from lpu_emu.compiler import expr as E
 from lpu_emu.compiler import kernels as K
 from lpu_emu.compiler.dataflow import CompileError, Op, Read
 from lpu_emu.compiler.kernel import Kernel
@@ -160,38 +161,78 @@ def _t_jobs(target: Target, step: TransposeStep, locs: dict[str, Loc], eye: Loc,
 
 def kernels_for(target: Target, step, locs: dict[str, Loc], eye: Loc | None) -> list[Kernel]:
     if isinstance(step, MapStep):
-        return [K.elementwise(target, step.note, locs[step.out], step.expr, locs, step.row0,
-                              step.rows, step.chunk)]
+        return map_kernels(target, [step], locs)
     if isinstance(step, ReduceStep):
-        return [K.colreduce(target, step.note, step.how, step.expr, locs, locs[step.out],
-                            step.rows, locs[step.also] if step.also else None, step.row0,
-                            step.out_row)]
+        return reduce_kernels(target, [step], locs)
     if isinstance(step, (MmStep, TransposeStep)):
         return mm_kernels(target, [step], locs, eye)
     raise TypeError(step)
 
 
+MAP_RUN = 16  # elementwise steps one kernel runs (it holds their tensors' slices meanwhile)
+
+
+def map_kernels(target: Target, steps: list[MapStep], locs: dict[str, Loc]) -> list[Kernel]:
+    """One kernel for a run of independent elementwise steps (a softmax's heads)."""
+    segs = [K.Segment(s.expr, locs[s.out], s.row0, s.rows, s.chunk) for s in steps]
+    return [K.elementwise(target, _common(steps), segs, locs)]
+
+
+def reduce_kernels(target: Target, steps: list[ReduceStep], locs: dict[str, Loc]) -> list[Kernel]:
+    """One kernel for a run of independent reductions of one kind (a softmax's heads)."""
+    parts = [K.Reduction(s.expr, s.rows, locs[s.out], s.row0, s.out_row,
+                         locs[s.also] if s.also else None) for s in steps]
+    return [K.colreduce(target, _common(steps), steps[0].how, parts, locs)]
+
+
+def _key(step) -> tuple:
+    """Steps with one key may share a kernel."""
+    if isinstance(step, MapStep):
+        return ("map",)
+    if isinstance(step, ReduceStep):
+        return ("reduce", step.how)
+    return ("mxm", type(step).__name__, step.mxm)
+
+
+def _reads(step) -> set[str]:
+    if isinstance(step, MapStep):
+        return {lf.name for lf in E.leaves(step.expr)}
+    if isinstance(step, ReduceStep):
+        return {lf.name for lf in E.leaves(step.expr)}
+    if isinstance(step, TransposeStep):
+        return set(step.x)
+    return ({n for t in step.terms for n in (*t.x, *t.w)}
+            | {lf.name for lf in E.leaves(step.epilogue)})
+
+
+def _writes(step) -> set[str]:
+    return {step.out} | ({step.also} if isinstance(step, ReduceStep) and step.also else set())
+
+
 def kernels(target: Target, steps: list, locs: dict[str, Loc], eye: Loc | None) -> list[Kernel]:
-    """Kernels for all steps in order; runs of MmSteps that do not read each other's results
-    share kernels (attention heads: one install of the keys for all heads of a chunk)."""
+    """Kernels for all steps in order. A run of steps of one kind where none reads what an
+    earlier one of the run writes shares kernels: the heads of an attention, one install of
+    the keys for all heads of a chunk, one pass of the softmax over all heads."""
     out: list[Kernel] = []
     run: list = []
 
     def flush() -> None:
-        if run:
+        if not run:
+            return
+        kind = _key(run[0])[0]
+        if kind == "map":
+            out.extend(map_kernels(target, run, locs))
+        elif kind == "reduce":
+            out.extend(reduce_kernels(target, run, locs))
+        else:
             out.extend(mm_kernels(target, run, locs, eye))
-            run.clear()
+        run.clear()
 
     for step in steps:
-        if isinstance(step, (MmStep, TransposeStep)):
-            reads = (set(step.x) if isinstance(step, TransposeStep) else
-                     {n for t in step.terms for n in (*t.x, *t.w)})
-            if run and (step.mxm != run[0].mxm or type(step) is not type(run[0])
-                        or any(r.out in reads for r in run)):
-                flush()
-            run.append(step)
-            continue
-        flush()
-        out.extend(kernels_for(target, step, locs, eye))
+        written = set().union(*(_writes(r) for r in run)) if run else set()
+        if run and (_key(step) != _key(run[0]) or _reads(step) & written
+                    or (_key(step)[0] == "map" and len(run) >= MAP_RUN)):
+            flush()
+        run.append(step)
     flush()
     return out

@@ -121,25 +121,38 @@ def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
     return lo
 
 
-def elementwise(target: Target, note: str, out: Loc, ex, locs: dict[str, Loc], row0: int = 0,
-                rows: int | None = None, chunk: int | None = None) -> Kernel:
-    """out[row0 : row0 + rows] = ex, one vector a cycle, chunk after chunk (or only `chunk`)."""
-    rows = out.rows - row0 if rows is None else rows
+@dataclass(frozen=True)
+class Segment:
+    """out[row0 : row0 + rows, chunk (all chunks if None)] = ex."""
+
+    ex: object
+    out: Loc
+    row0: int = 0
+    rows: int | None = None
+    chunk: int | None = None
+
+
+def elementwise(target: Target, note: str, segments: list[Segment],
+                locs: dict[str, Loc]) -> Kernel:
+    """Each segment's Expr, one vector a cycle, chunk after chunk, segment after segment."""
     pipes: list[Pipe] = []
     streams = []
-    for c in range(out.nchunks) if chunk is None else (chunk,):
-        s = Streams(0, target.streams)
-        root = build(ex, c, locs, {}, note, None, row0)
-        slots = timed(target, [Write(root, out, c, row0, 1, note)], s, Alus(target))
-        # chunk pipes reuse the streams from other slices: the next starts placing values
-        # only after this one has taken its last (see `after`)
-        pipe = Pipe(slots, rows, 0)
-        pipe.start = after(target, pipes, pipe)
-        pipes.append(pipe)
-        streams.append(s)
-    ops, _ = E.size(ex)
-    return Kernel(note, pipes, streams, frozenset(locs[x.name].base for x in E.leaves(ex)),
-                  frozenset({out.base}), "vxm", {"alu": ops * rows * len(pipes)})
+    work = 0
+    for seg in segments:
+        rows = seg.out.rows - seg.row0 if seg.rows is None else seg.rows
+        for c in range(seg.out.nchunks) if seg.chunk is None else (seg.chunk,):
+            s = Streams(0, target.streams)
+            root = build(seg.ex, c, locs, {}, note, None, seg.row0)
+            slots = timed(target, [Write(root, seg.out, c, seg.row0, 1, note)], s,
+                          Alus(target))
+            pipe = Pipe(slots, rows, 0)
+            pipe.start = after(target, pipes, pipe)
+            pipes.append(pipe)
+            streams.append(s)
+            work += E.size(seg.ex)[0] * rows
+    reads = {locs[x.name].base for seg in segments for x in E.leaves(seg.ex)}
+    return Kernel(note, pipes, streams, frozenset(reads),
+                  frozenset(seg.out.base for seg in segments), "vxm", {"alu": work})
 
 
 @dataclass(frozen=True)
@@ -272,13 +285,24 @@ ACC_LEAF = E.Leaf("@acc")  # an epilogue's accumulator
 CHAIN = {"max": ("Max", "MaxI", float("-inf")), "sum": ("Add", "AddI", 0.0)}
 
 
-def colreduce(target: Target, note: str, how: str, ex, locs: dict[str, Loc], out: Loc,
-              rows: int, also: Loc | None = None, row0: int = 0, out_row: int = 0) -> Kernel:
-    """out[out_row, :] = reduce over rows r = row0 .. row0 + rows - 1 of ex(r) (max or sum), per
-    chunk; `also`, if given, receives ex itself at those rows (e.g. the exponentials a softmax
-    normalises).
+@dataclass(frozen=True)
+class Reduction:
+    """out[out_row, :] = reduce over rows row0 .. row0 + rows - 1 of ex; `also`, if given,
+    receives ex itself at those rows (the exponentials a softmax normalises)."""
 
-    One value a cycle enters a recurrence on one ALU: acc <- op(x_r, acc). The op's result comes
+    ex: object
+    rows: int
+    out: Loc
+    row0: int = 0
+    out_row: int = 0
+    also: Loc | None = None
+
+
+def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
+              locs: dict[str, Loc]) -> Kernel:
+    """Column reductions (max or sum over rows), one after another on one ALU, per chunk.
+
+    One value a cycle enters a recurrence on the ALU: acc <- op(x_r, acc). The op's result comes
     back after its latency L, so L interleaved chains share the ALU (row r joins chain r mod L),
     each started by the immediate form (x op identity); at the end a Mov lines the chains' last
     values up and one more op combines them."""
@@ -288,37 +312,47 @@ def colreduce(target: Target, note: str, how: str, ex, locs: dict[str, Loc], out
         raise CompileError(f"colreduce needs {op} and {first} of one latency, twice Mov's")
     pipes: list[Pipe] = []
     streams: list[Streams] = []
-    start = 0
-    for c in range(out.nchunks):
-        west = out.chunks[c].slices[0].position < target.vxm_position
-        s = Streams(0, target.streams)
-        f_code, g, h = (stream_code(s.take(west, 4), west) for _ in range(3))
-        chain = []
-        for r0, count, mnem in ((0, min(lat, rows), first), (lat, rows - lat, op)):
-            if count <= 0:
-                continue
-            s_k = Streams(0, target.streams, {w: set(u) for w, u in s.used.items()})
-            root = build(ex, c, locs, {}, note, None, row0 + r0)
-            node = Op(mnem, "fp32", (root,) if mnem == first else (root, Fixed(f_code)),
-                      imm=identity if mnem == first else None, note=note)
-            node.out_stream = f_code
-            sinks = [node] + ([Write(root, also, c, row0 + r0, 1, note)] if also is not None
-                              else [])
-            slots = timed(target, sinks, s_k, Alus(target))
-            t_op = next(x.t for x in slots if x.mnemonic == mnem and x.queue == node.queue)
-            chain.append((r0, count, slots, t_op, node.queue))
-            streams.append(s_k)
-        base = max(x[3] for x in chain)  # the chain op of row r issues at start + base + r
-        for r0, count, slots, t_op, _ in chain:
-            pipes.append(Pipe(slots, count, start + base - t_op + r0))
-        end = start + base + rows
-        pipes.append(_combine(target, note, op, lat, (f_code, g, h), min(lat, rows), end,
-                              chain[-1][4], out, c, out_row))
-        streams.append(s)
-        start = end + 2 * lat + 1
-    return Kernel(note, pipes, streams, frozenset(locs[x.name].base for x in E.leaves(ex)),
-                  frozenset({out.base} | ({also.base} if also else set())), "vxm",
-                  {"alu": (E.size(ex)[0] + 1) * rows * out.nchunks})
+    free = -(1 << 40)  # after the previous reduction's result is written
+    alu_work = 0
+    for part in parts:
+        for c in range(part.out.nchunks):
+            west = part.out.chunks[c].slices[0].position < target.vxm_position
+            s = Streams(0, target.streams)
+            codes = tuple(stream_code(s.take(west, 4), west) for _ in range(3))
+            chain = []
+            for r0, count, mnem in ((0, min(lat, part.rows), first),
+                                    (lat, part.rows - lat, op)):
+                if count <= 0:
+                    continue
+                s_k = Streams(0, target.streams, {w: set(u) for w, u in s.used.items()})
+                root = build(part.ex, c, locs, {}, note, None, part.row0 + r0)
+                node = Op(mnem, "fp32", (root,) if mnem == first else (root, Fixed(codes[0])),
+                          imm=identity if mnem == first else None, note=note)
+                node.out_stream = codes[0]
+                sinks = [node]
+                if part.also is not None:
+                    sinks.append(Write(root, part.also, c, part.row0 + r0, 1, note))
+                slots = timed(target, sinks, s_k, Alus(target))
+                t_op = next(x.t for x in slots if x.mnemonic == mnem and x.queue == node.queue)
+                chain.append((r0, Pipe(slots, count), t_op, node.queue))
+                streams.append(s_k)
+            # the chain op of row r issues at base + r: as early as the pipes before allow
+            base = free
+            for r0, pipe, t_op, _ in chain:
+                base = max(base, after(target, pipes, pipe) + t_op - r0)
+            for r0, pipe, t_op, _ in chain:
+                pipe.start = base - t_op + r0
+                pipes.append(pipe)
+            tail = _combine(target, note, op, lat, codes, min(lat, part.rows),
+                            base + part.rows, chain[-1][3], part.out, c, part.out_row)
+            pipes.append(tail)
+            streams.append(s)
+            free = max(x.t for x in tail.slots) + 1
+            alu_work += (E.size(part.ex)[0] + 1) * part.rows
+    reads = {locs[x.name].base for part in parts for x in E.leaves(part.ex)}
+    writes = {p.out.base for p in parts} | {p.also.base for p in parts if p.also is not None}
+    return Kernel(note, pipes, streams, frozenset(reads), frozenset(writes), "vxm",
+                  {"alu": alu_work})
 
 
 def _combine(target: Target, note: str, op: str, lat: int, codes: tuple[int, int, int],
