@@ -68,6 +68,7 @@ class Term:
     w_mask: tuple | None = None
     x_row: int = 0  # first row of x this term streams
     w_row: int = 0  # first row of W's storage (IW: K offset; IWT: the N offset)
+    k_tiles: tuple[int, ...] | None = None  # only these K tiles (the others are masked off)
 
 
 @dataclass(frozen=True)
@@ -806,8 +807,9 @@ class Lowering:
             epi = E.add(E.mul(ACC, E.Imm(scale)), E.Leaf(maskt, row=-h * sk))
             if extra:
                 epi = E.add(epi, E.Leaf(extra, row=-h * sk))
-            self.steps.append(MmStep(st, (Term(ks, qs, "IWT", p, (hmask, h)),), epi, mxm,
-                                     f"{n.name} scores h{h}", out_row=h * sk, rows=sk))
+            tile = (h * dh) // lanes  # the only K tile the head's mask lets through
+            self.steps.append(MmStep(st, (Term(ks, qs, "IWT", p, (hmask, h), k_tiles=(tile,)),),
+                                     epi, mxm, f"{n.name} scores h{h}", out_row=h * sk, rows=sk))
         pt = self.softmax_rows(st, sk, sq, heads, n.name)
         probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs"), heads * sq, sk)
         pts = self.tparts(E.Leaf(pt), heads * sk, sq)

@@ -17,7 +17,6 @@ import numpy as np
 from lpu_emu.compiler import build
 from lpu_emu.compiler.emit import emit, program
 from lpu_emu.compiler.graph import Graph
-from lpu_emu.compiler.kernel import Kernel
 from lpu_emu.compiler.lowering import Lowered, MapStep, ReduceStep, TransposeStep, lower
 from lpu_emu.compiler.placement import Loc, Memory
 from lpu_emu.compiler.precision import Mode
@@ -189,9 +188,7 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
     if eye is None and "eye" in locs:
         eye = next(locs[n] for n in locs if lowered.tensors[n].data is not None
                    and n.startswith("eye"))
-    kernels: list[Kernel] = []
-    for step in lowered.steps:
-        kernels += build.kernels_for(target, step, locs, eye)
+    kernels = build.kernels(target, lowered.steps, locs, eye)
     placed = schedule(kernels, target)
     em, notes = emit(placed, target)
     symbol_of = {c: _sanitise(g) for g, c in lowered.inputs.items()}
