@@ -146,12 +146,12 @@ def test_compile_decode_step_runs_against_the_cache(lpu) -> None:
                         out[-1])
 
 
-def _readme_sample(command: str) -> list[str]:
-    """The lines of README.md's fenced sample that opens with `$ lpu COMMAND`."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def _readme_sample(command: str, page: str = "README.md") -> list[str]:
+    """The lines of a page's fenced sample that opens with `$ lpu COMMAND`."""
+    text = (ROOT / page).read_text(encoding="utf-8")
     block = re.search(r"^```\n\$ lpu " + re.escape(command) + r"\n(.*?)^```$", text,
                       flags=re.S | re.M)
-    assert block, f"README.md has no `$ lpu {command}` sample"
+    assert block, f"{page} has no `$ lpu {command}` sample"
     return [line.rstrip() for line in block.group(1).splitlines()]
 
 
@@ -160,6 +160,19 @@ def test_compile_output_is_the_readme_sample(lpu) -> None:
     r = lpu(*command.split())
     assert r.exit_code == 0, r.stderr
     assert lines(r.stdout) == _readme_sample(command)
+
+
+def test_compile_output_is_the_docs_worked_example(lpu, tmp_path: Path, monkeypatch) -> None:
+    command = "compile --builtin bert-layer --seq 16 --dtype bf16 -o bert16.lpu"
+    monkeypatch.chdir(tmp_path)
+    r = lpu(*command.split())
+    assert r.exit_code == 0, r.stderr
+    assert lines(r.stdout) == _readme_sample(command, "docs/compiler.md")
+    # the page of assembly shown there is the file's (its instruction lines, in order)
+    doc = (ROOT / "docs" / "compiler.md").read_text(encoding="utf-8")
+    shown = [ln for ln in doc.splitlines() if re.match(r" {8}(MEM|MXM|VXM|SXM)\w*\s+@\d+ ", ln)]
+    text = [ln.rstrip() for ln in (tmp_path / "bert16.lpu").read_text().splitlines()]
+    assert shown and text[text.index(shown[0]):text.index(shown[0]) + len(shown)] == shown
 
 
 def test_demo_shows_the_compiled_layer(lpu) -> None:
