@@ -43,17 +43,26 @@ def demo(chip: str | None) -> None:
     _layer(console, chip)
 
 
-def _layer(console, chip: str | None) -> None:
-    """The built-in BERT layer (compiler.builtin.DEMO), compiled, run, checked, reported."""
-    from lpu_emu.compiler.builtin import DEMO, build, describe, within
+def demo_layer(chip: str | None):
+    """The built-in BERT layer (compiler.builtin.DEMO) compiled, run and checked:
+    (description, report, (max abs error, max abs value))."""
+    from lpu_emu.compiler.builtin import DEMO, build, describe
     from lpu_emu.compiler.report import report
-    from lpu_emu.render.report import DemoLayer
 
     built = build(DEMO["name"], seq=DEMO["seq"], dtype=DEMO["dtype"], chip=chip)
     error = built.check()
+    return describe(built), report(built.compiled), error
+
+
+def _layer(console, chip: str | None) -> None:
+    """Print the compiled layer's lines; exit 1 if it does not match numpy."""
+    from lpu_emu.compiler.builtin import within
+    from lpu_emu.render.report import DemoLayer
+
+    description, rep, error = demo_layer(chip)
     console.print()
-    console.print(DemoLayer(describe(built), report(built.compiled), error))
-    if not within(error, DEMO["dtype"]):
-        click.echo(f"error: the compiled layer does not match numpy within the {DEMO['dtype']} "
+    console.print(DemoLayer(description, rep, error))
+    if not within(error, rep.mode):
+        click.echo(f"error: the compiled layer does not match numpy within the {rep.mode} "
                    "bound", err=True)
         raise click.exceptions.Exit(1)

@@ -158,6 +158,12 @@ def check_line(error: tuple[float, float], dtype: str) -> str:
             f"{'ok' if c['ok'] else 'FAIL'}")
 
 
+def demo_layer_dict(description: str, report: Report, error: tuple[float, float]) -> dict:
+    """`lpu demo`'s compiled layer as JSON (for `lpu demo --json`): what, the report, the check."""
+    return {"layer": description, "report": report.to_json(),
+            "check": check_dict(error, report.mode)}
+
+
 @dataclass(frozen=True)
 class DemoLayer:
     """`lpu demo`'s lines about the compiled layer: what it is, the check, the report."""

@@ -191,3 +191,13 @@ def test_full_report_renders_every_section() -> None:
     assert lines[2] == "MXM: 32,768,000 MACs issued, 32,768,000 in the graph's matmuls (100.0%)"
     assert any(line.startswith("roofline: ") for line in lines)
     assert any(line.startswith("graph op") for line in lines)
+
+
+def test_demo_layer_dict(hand) -> None:
+    from lpu_emu.render.report import demo_layer_dict
+    _, r = hand
+    doc = json.loads(json.dumps(demo_layer_dict("a layer", r, (0.01, 2.0))))
+    assert doc["layer"] == "a layer" and doc["report"]["cycles"] == r.cycles
+    assert doc["check"] == {"max_abs_error": 0.01, "max_abs_value": 2.0, "relative": 0.005,
+                            "bound": 5e-2, "ok": True}
+    assert demo_layer_dict("a layer", r, (0.2, 2.0))["check"]["ok"] is False
