@@ -921,7 +921,7 @@ def run_issues(issues, opmap, params, regs, found, viol,
                 if trace:
                     ev_add(ev, regs, c, I64(EV_LW), k, unit, r if r < wbuf.shape[1] else I64(-1),
                            issues[k, WA], I64(0), I64(-1))
-            elif sub == X_IW or sub == X_IWT:
+            elif sub == X_IW or sub == X_IWT:  # noqa: SIM109 (numba: plain compares)
                 land(weights, weights_at, pending, pending_at, wmeta, unit, c)
                 if trace:
                     ev_add(ev, regs, c, I64(EV_IW), k, unit, t, wbuf_rows[unit], I64(0), I64(-1))

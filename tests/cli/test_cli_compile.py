@@ -185,3 +185,42 @@ def test_demo_shows_the_compiled_layer(lpu) -> None:
     assert out[k + 3].startswith("roofline: ")
     assert out[k + 4].startswith("against numpy: ") and out[k + 4].endswith("<= 0.02: ok")
     assert out == _readme_sample("demo")
+
+
+def test_progress_bar_shows_on_a_terminal_after_the_delay(monkeypatch) -> None:
+    import io
+    import time
+
+    from rich.console import Console
+
+    import lpu_emu.cli.compile as C
+
+    buf = io.StringIO()
+    monkeypatch.setattr(C, "make_console", lambda stderr=False: Console(
+        file=buf, force_terminal=True, width=80, color_system=None))
+    monkeypatch.setattr(C, "PROGRESS_DELAY_S", 0.05)
+    stages = C.Stages(2)
+    with stages.running():
+        stages.stage("compiling bert-layer")
+        time.sleep(0.5)
+        stages.stage("planning")
+        time.sleep(0.3)
+    assert stages.done == 1 and stages.progress is not None
+    assert "compiling bert-layer" in buf.getvalue()
+
+
+def test_progress_bar_stays_hidden_for_quick_work(monkeypatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    import lpu_emu.cli.compile as C
+
+    buf = io.StringIO()
+    monkeypatch.setattr(C, "make_console", lambda stderr=False: Console(
+        file=buf, force_terminal=True, width=80, color_system=None))
+    stages = C.Stages(2)
+    with stages.running():
+        stages.stage("compiling")
+        stages.stage("planning")
+    assert stages.progress is None and buf.getvalue() == ""

@@ -48,6 +48,11 @@ def iw(m: Machine, plane: int, cycle: int, lands_at: int, transposed: bool = Fal
     m.wbuf_rows[plane] = 0
 
 
+def iwt(m: Machine, plane: int, cycle: int, lands_at: int) -> None:
+    """IWT: `iw` with the buffer installed transposed."""
+    iw(m, plane, cycle, lands_at, transposed=True)
+
+
 def abc(m: Machine, plane: int, acc: int) -> None:
     """Clear accumulator `acc` of the plane."""
     m.acc[plane, acc % m.acc.shape[1]] = 0
