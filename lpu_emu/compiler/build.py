@@ -77,8 +77,7 @@ def _mm_jobs(target: Target, step: MmStep, locs: dict[str, Loc],
     return jobs
 
 
-def mm_kernels(target: Target, steps: list, locs: dict[str, Loc],
-               eye: Loc | None = None) -> list[Kernel]:
+def mm_kernels(target: Target, steps: list, locs: dict[str, Loc]) -> list[Kernel]:
     """Kernels for independent MXM steps (MmStep, TransposeStep) of one MXM dtype: each group
     of output chunks is one kernel running every step's jobs for it (the planes keep a shared
     install between jobs)."""
@@ -89,7 +88,7 @@ def mm_kernels(target: Target, steps: list, locs: dict[str, Loc],
             by_group: dict[tuple[int, ...], list[K.Job]] = {}
             for step in steps:
                 jobs_of = (_mm_jobs(target, step, locs, width) if isinstance(step, MmStep)
-                           else _t_jobs(target, step, locs, eye, width))
+                           else _t_jobs(target, step, locs, width))
                 for group, jobs in jobs_of.items():
                     by_group.setdefault(group, []).extend(jobs)
             return [K.mxm(target, steps[0].note if len(steps) == 1 else _common(steps),
@@ -134,11 +133,11 @@ def _term_passes(target: Target, term: Term, locs: dict[str, Loc], group: list[i
     return passes
 
 
-def _t_jobs(target: Target, step: TransposeStep, locs: dict[str, Loc], eye: Loc,
+def _t_jobs(target: Target, step: TransposeStep, locs: dict[str, Loc],
             width: int) -> dict[tuple[int, ...], list[K.Job]]:
     """out[out_row + k, j] = x[x_row + j, k]: x's rows installed transposed (IWT), identity
     row k streamed through; exact with three bf16 parts of fp32 data. Jobs by output group."""
-    x, out = locs[step.x[0]], locs[step.out]
+    x, out, eye = locs[step.x[0]], locs[step.out], locs[step.eye]
     lanes = target.lanes
     n_rows = step.x_rows if step.x_rows is not None else x.rows - step.x_row
     block = target.accumulators
@@ -159,13 +158,13 @@ def _t_jobs(target: Target, step: TransposeStep, locs: dict[str, Loc], eye: Loc,
     return jobs
 
 
-def kernels_for(target: Target, step, locs: dict[str, Loc], eye: Loc | None) -> list[Kernel]:
+def kernels_for(target: Target, step, locs: dict[str, Loc]) -> list[Kernel]:
     if isinstance(step, MapStep):
         return map_kernels(target, [step], locs)
     if isinstance(step, ReduceStep):
         return reduce_kernels(target, [step], locs)
     if isinstance(step, (MmStep, TransposeStep)):
-        return mm_kernels(target, [step], locs, eye)
+        return mm_kernels(target, [step], locs)
     raise TypeError(step)
 
 
@@ -200,7 +199,7 @@ def _reads(step) -> set[str]:
     if isinstance(step, ReduceStep):
         return {lf.name for lf in E.leaves(step.expr)}
     if isinstance(step, TransposeStep):
-        return set(step.x)
+        return {*step.x, step.eye}
     return ({n for t in step.terms for n in (*t.x, *t.w)}
             | {lf.name for lf in E.leaves(step.epilogue)})
 
@@ -209,30 +208,32 @@ def _writes(step) -> set[str]:
     return {step.out} | ({step.also} if isinstance(step, ReduceStep) and step.also else set())
 
 
-def kernels(target: Target, steps: list, locs: dict[str, Loc], eye: Loc | None) -> list[Kernel]:
-    """Kernels for all steps in order. A run of steps of one kind where none reads what an
-    earlier one of the run writes shares kernels: the heads of an attention, one install of
-    the keys for all heads of a chunk, one pass of the softmax over all heads."""
-    out: list[Kernel] = []
-    run: list = []
+def runs(steps: list) -> list[list]:
+    """Steps grouped into runs that share kernels: consecutive steps of one kind where none
+    reads what an earlier one of the run writes (the heads of an attention: one install of the
+    keys for all heads of a chunk, one pass of the softmax over all heads). Placement keeps the
+    tensors of a run on different slices, as it does for one step's."""
+    out: list[list] = []
+    for step in steps:
+        run = out[-1] if out else None
+        if run is not None and _key(step) == _key(run[0]) and not (
+                _reads(step) & set().union(*(_writes(r) for r in run))) and not (
+                _key(step)[0] == "map" and len(run) >= MAP_RUN):
+            run.append(step)
+        else:
+            out.append([step])
+    return out
 
-    def flush() -> None:
-        if not run:
-            return
+
+def kernels(target: Target, steps: list, locs: dict[str, Loc]) -> list[Kernel]:
+    """Kernels for all steps in order, one run (see `runs`) at a time."""
+    out: list[Kernel] = []
+    for run in runs(steps):
         kind = _key(run[0])[0]
         if kind == "map":
             out.extend(map_kernels(target, run, locs))
         elif kind == "reduce":
             out.extend(reduce_kernels(target, run, locs))
         else:
-            out.extend(mm_kernels(target, run, locs, eye))
-        run.clear()
-
-    for step in steps:
-        written = set().union(*(_writes(r) for r in run)) if run else set()
-        if run and (_key(step) != _key(run[0]) or _reads(step) & written
-                    or (_key(step)[0] == "map" and len(run) >= MAP_RUN)):
-            flush()
-        run.append(step)
-    flush()
+            out.extend(mm_kernels(target, run, locs))
     return out

@@ -100,6 +100,7 @@ class TransposeStep:
     x: tuple[str, ...]
     mxm: str
     note: str
+    eye: str = ""  # the identity rows streamed through (a constant of the MXM dtype)
     x_row: int = 0  # rows x_row .. x_row + n of x
     x_rows: int | None = None
     out_row: int = 0
@@ -156,6 +157,7 @@ class Lowering:
     count: int = 0
     _splits: dict = field(default_factory=dict)
     lanemaps: list = field(default_factory=list)
+    _consts: dict = field(default_factory=dict)
 
     def lanemap(self, values: list[int]) -> int:
         """The index of an SXM lane map (z[l] = x[map[l]], -1: zero)."""
@@ -550,7 +552,7 @@ class Lowering:
         self.steps.append(MapStep(oh_t, E.unary("Relu", E.add(E.unary("Neg", diff),
                                                              E.Imm(1.0))), f"{n.name} one-hot"))
         oh = self.tensor(self.fresh(f"{n.outputs[0]}.onehot"), ic, vocab)
-        self.steps.append(TransposeStep(oh, self.split(E.Leaf(oh_t), vocab, ic, 1,
+        self.steps.append(self._transpose(oh, self.split(E.Leaf(oh_t), vocab, ic, 1,
                                                        self.mode.exact), self.mode.exact,
                                         f"{n.name} one-hot"))
         out = self.tensor(self.fresh(n.outputs[0]), ic, d)
@@ -599,9 +601,17 @@ class Lowering:
             return
         rows, cols = self.dims(n.inputs[0])
         out = self.tensor(self.fresh(n.outputs[0]), cols, rows)
-        self.steps.append(TransposeStep(out, self.tparts(self.leaf(n.inputs[0]), rows, cols),
+        self.steps.append(self._transpose(out, self.tparts(self.leaf(n.inputs[0]), rows, cols),
                                         self.mode.exact, n.name))
         self.exprs[n.outputs[0]] = E.Leaf(out)
+
+    def _transpose(self, out: str, x: tuple[str, ...], mxm: str, note: str,
+                   **kw) -> TransposeStep:
+        """A TransposeStep, with the identity it streams (one constant per program)."""
+        if "eye" not in self._consts:
+            lanes = self.target.lanes
+            self._consts["eye"] = self.const("eye", np.eye(lanes, dtype=np.float32), mxm)
+        return TransposeStep(out, x, mxm, note, self._consts["eye"], **kw)
 
     def tparts(self, e, rows: int, cols: int) -> tuple[str, ...]:
         """e in parts for an exact transpose (one part, rounded, in the 16-bit modes)."""
@@ -742,11 +752,11 @@ class Lowering:
         if n.attr("causal"):
             s = E.add(s, E.Leaf(self.const("causal", causal_mask(rows, cols))))
         xt = self.tensor(self.fresh(f"{n.outputs[0]}.T"), cols, rows)
-        self.steps.append(TransposeStep(xt, self.tparts(s, rows, cols), self.mode.exact,
+        self.steps.append(self._transpose(xt, self.tparts(s, rows, cols), self.mode.exact,
                                         n.name))
         pt = self.softmax_rows(xt, cols, rows, 1, n.name)
         out = self.tensor(self.fresh(n.outputs[0]), rows, cols)
-        self.steps.append(TransposeStep(out, self.tparts(E.Leaf(pt), cols, rows),
+        self.steps.append(self._transpose(out, self.tparts(E.Leaf(pt), cols, rows),
                                         self.mode.exact, n.name))
         self.exprs[n.outputs[0]] = E.Leaf(out)
 
@@ -814,7 +824,7 @@ class Lowering:
         probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs"), heads * sq, sk)
         pts = self.tparts(E.Leaf(pt), heads * sk, sq)
         for h in range(heads):
-            self.steps.append(TransposeStep(probs, pts, self.mode.exact,
+            self.steps.append(self._transpose(probs, pts, self.mode.exact,
                                             f"{n.name} probs h{h}", x_row=h * sk, x_rows=sk,
                                             out_row=h * sq))
         out = self.tensor(self.fresh(n.outputs[0]), sq, d)
@@ -833,7 +843,7 @@ class Lowering:
         if (rows, cols) != (sq, sk):
             raise UsageError(f"attention mask {value}: shape {(rows, cols)}, wanted {(sq, sk)}")
         out = self.tensor(self.fresh(f"{value}.T"), sk, sq)
-        self.steps.append(TransposeStep(out, self.tparts(self.leaf(value), sq, sk),
+        self.steps.append(self._transpose(out, self.tparts(self.leaf(value), sq, sk),
                                         self.mode.exact, f"{value} transposed"))
         return out
 
