@@ -142,6 +142,9 @@ def _t_jobs(target: Target, step: TransposeStep, locs: dict[str, Loc],
     n_rows = step.x_rows if step.x_rows is not None else x.rows - step.x_row
     block = target.accumulators
     sizes = {nt: min(lanes, n_rows - nt * lanes) for nt in range(math.ceil(n_rows / lanes))}
+    # the sum of exact parts is exact in fp32; a narrower output is one of those parts
+    epilogue = (K.ACC_LEAF if out.dtype == "fp32"
+                else E.Ex("Cvt", (K.ACC_LEAF,), dtype2=out.dtype))
     jobs: dict[tuple[int, ...], list[K.Job]] = {}
     for group in _groups(list(sizes), sizes, width):
         for kt in range(x.nchunks):
@@ -154,7 +157,7 @@ def _t_jobs(target: Target, step: TransposeStep, locs: dict[str, Loc],
                                for part in step.x)
                 jobs.setdefault(tuple(group), []).append(
                     K.Job(passes, min(block, cols - k0), out, tuple(group),
-                          step.out_row + kt * lanes + k0, lambda c: K.ACC_LEAF))
+                          step.out_row + kt * lanes + k0, lambda c: epilogue))
     return jobs
 
 
