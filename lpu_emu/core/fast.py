@@ -33,6 +33,7 @@ from lpu_emu.core.plan import Plan
 from lpu_emu.core.state import Machine
 from lpu_emu.errors import LoadError
 from lpu_emu.spec import Isa, default_isa
+from lpu_emu.spec.isa import SG16
 
 RawViolation = tuple[int, int, int, int, int, int]
 NCODES = 128 + 16  # stream codes 0..127, plus a group of 16 starting at the last one
@@ -112,7 +113,7 @@ def _check_constants(isa: Isa) -> None:
     cols = ("CYCLE", "SRC", "OP", "DTYPE", "DTYPE2", "QUEUE", "POS", "UNIT", "SA", "SB", "SC",
             "WA", "WB", "WC", "BANK", "ADDR", "IMM", "LAT", "OCC", "VIOL", "VIOL_A", "VIOL_B",
             "NO_VALUE", "TWO_PRODUCERS", "BANK_CONFLICT", "WRONG_DTYPE", "NO_WEIGHTS", "ADDRESS",
-            "QUEUE_BUSY", "SYNC")
+            "QUEUE_BUSY", "SYNC", "MXM_PAIR")
     bad = [c for c in cols if getattr(F, c) != getattr(PL, c)]
     events = ("ISSUE", "TAKE", "PLACE", "SREAD", "SWRITE", "INIT", "LW", "IW", "ABC", "ACC", "SEND",
               "RECV", "VIOL")
@@ -280,7 +281,7 @@ def _state(plan: Plan, machine: Machine, lenient: bool, trace: bool, sz: Sizes,
     else:
         a["ev"], a["evh"] = np.zeros((1, 8), np.int64), np.zeros((1, lanes), np.uint8)
         a["touched"] = np.zeros(1, np.uint8)
-    a["sl"] = np.zeros((2, 16), np.int64)
+    a["sl"] = np.zeros((2, max(SG16, chip.mxm_load_streams)), np.int64)  # widest input group
     a["lv"] = np.zeros((3, lanes), np.uint32)  # lane rows, and their int32 / float32 views
     a["li"], a["lf"] = a["lv"].view(np.int32), a["lv"].view(np.float32)
     a["addrs"] = np.zeros(lanes, np.int64)

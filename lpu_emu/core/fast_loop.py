@@ -67,6 +67,7 @@ BANK, ADDR, IMM, LAT, OCC = range(14, 19)
 VIOL, VIOL_A, VIOL_B = range(19, 22)
 NO_VALUE, TWO_PRODUCERS, BANK_CONFLICT, WRONG_DTYPE, NO_WEIGHTS, ADDRESS, QUEUE_BUSY, SYNC = (
     range(1, 9))
+MXM_PAIR = 9  # static only (the Plan flags it)
 LINK = 128  # coordinate offset marking a C2C link (reference.LINK)
 
 # ---- internal op codes: kind * 32 + sub (fast.py maps ISA opcodes to these by mnemonic) ----
@@ -910,17 +911,20 @@ def run_issues(issues, opmap, params, regs, found, viol,
                                     I64(1), vheap, sl[1, 0], sl[0, 0], slots[sl[1, 0], SL_TREF],
                                     slots[sl[0, 0], SL_TREF])
         elif kind == K_MXM:
-            if sub == X_LW:
-                r = wbuf_rows[unit]
-                if r < wbuf.shape[1]:
-                    w = issues[k, WA]
+            if sub == X_LW:  # the load group's rows, row j from streams j*w .. j*w + w - 1
+                r0, w = wbuf_rows[unit], WIDTH[dtype]
+                for j in range(issues[k, WA] // w):
+                    r = wbuf_rows[unit]
+                    if r >= wbuf.shape[1]:
+                        break
                     for p in range(wbuf.shape[2]):
                         for lane in range(lanes):
-                            wbuf[unit, r, p, lane] = vheap[sl[0, p], lane] if p < w else 0
+                            wbuf[unit, r, p, lane] = vheap[sl[0, j * w + p], lane] if p < w else 0
                     wbuf_rows[unit] = r + 1
                 if trace:
-                    ev_add(ev, regs, c, I64(EV_LW), k, unit, r if r < wbuf.shape[1] else I64(-1),
-                           issues[k, WA], I64(0), I64(-1))
+                    ev_add(ev, regs, c, I64(EV_LW), k, unit,
+                           r0 if r0 < wbuf.shape[1] else I64(-1), issues[k, WA],
+                           wbuf_rows[unit] - r0, I64(-1))
             elif sub == X_IW:
                 land(weights, weights_at, pending, pending_at, wmeta, unit, c)
                 if trace:

@@ -39,7 +39,7 @@ def batch_program(xs: np.ndarray, w: np.ndarray):
     zt = Tensor("z", "int32", (2, 320), tuple(f"MEM_W{39 - q}" for q in range(4)), 0, 0)
     prog = [I("MEM_W43", 10 - 3, "Read", "int8", src=(0, 0), dst="S0W"),
             I("MEM_W43", 11 - 3, "Repeat", n=319, d=1, step=1),
-            I("MXM_W0", 10, "LW", "int8", src="S0W"),
+            I("MXM_W0", 10, "LW", "int8", src="S0W", rows=1),
             I("MXM_W0", 11, "Repeat", n=319, d=1, step=0),
             I("MXM_W0", 330, "IW")]
     issue, cycles = 350, []
