@@ -42,6 +42,8 @@ COMPILE_SECONDS = 15  # what the cold-cache message announces (measured: bench/R
 # says when a batch must be flushed). BATCH is the batch's capacity (0: no batching); a flush of
 # at least BATCH_BLAS ACCs returns to Python for one BLAS sgemm (a resume costs ~10-20 us),
 # smaller ones are computed in the loop. int8 x int8 sums over K <= 1023 rows are exact in fp32.
+# Float ACCs (fp16, bf16, fp8e4m3) batch the same way, up to BATCH, always computed in the loop
+# by fast_loop.batch_compute_float (k ascending, fp32, one rounding per step: bit for bit).
 BATCH = 128
 BATCH_BLAS = 32
 # counters of the last run_plan call (tests read them): flushes, BLAS flushes, batched ACCs
@@ -250,6 +252,7 @@ def _state(plan: Plan, machine: Machine, lenient: bool, trace: bool, sz: Sizes,
     exact = rows * 128 * 128 < (1 << 24)  # |sum of int8 products| < 2^24: fp32 is exact
     params[F.P_BCAP] = BATCH if exact and BATCH > 0 else 0
     params[F.P_BMIN] = max(1, BATCH_BLAS)
+    params[F.P_FCAP] = max(0, BATCH)
     regs = np.zeros(F.NREGS, np.int64)
     regs[F.R_VERCTR] = 2 * planes + 2
     a: dict[str, np.ndarray] = {}
