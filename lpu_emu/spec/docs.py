@@ -150,6 +150,9 @@ def operand_notes(isa: Isa, op: Operand) -> str:
         else:
             lo, hi = op.min, (1 << width) - 1
         notes = f"{'signed' if op.kind == 'simm' else 'unsigned'} {lo}..{hi}"
+        if op.default == "group":  # bounded by the load group, not the field
+            notes = (f"unsigned {lo}..mxm_load_streams / width(dtype) (16 int8/fp8e4m3 rows, "
+                     "8 fp16/bf16 rows on both presets)")
     elif op.kind == "mem":
         bank, addr = (isa.fields[f] for f in op.fields)
         notes = f"bank 0..{bank.mask}, address 0..{addr.mask} (the preset bounds both)"
