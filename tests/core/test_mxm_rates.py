@@ -210,3 +210,12 @@ def test_lw_default_rows_is_the_group_and_disassembles_explicitly():
     p = assemble_text(".chip tsp-v1\nMXM_W0 @5 LW.fp16 S16W\nMXM_W1 @5 LW.int8 S0E\n", "t.lpu")
     lines = [" ".join(ln.split()) for ln in disassemble(p).splitlines() if "LW" in ln]
     assert lines == ["MXM_W0 @5 LW.fp16 S16W, 8", "MXM_W1 @5 LW.int8 S0E, 16"]
+
+
+def test_pairs_are_per_hemisphere():
+    """MXM_E0 + MXM_E1 are a pair too; a west plane's float ACC does not hold an east plane."""
+    r = both(f"MXM_E0 @{T} ACC.bf16 S0E, S4W, 0\nMXM_E1 @{T + 1} IW\n"
+             f"MXM_W0 @{T} ACC.fp16 S0W, S4E, 1\nMXM_W1 @{T + 2} IW\n", lenient=True)
+    pair = [v.message for v in r.violations if v.kind == "mxm-pair"]
+    assert pair == [f"cycle {T + 1}: MXM_E1: mxm-pair: its plane pair is busy with MXM_E0 until "
+                    f"cycle {T + 2} (t.lpu:3)"]
