@@ -109,6 +109,9 @@ EV_LW, EV_IW, EV_ABC, EV_ACC, EV_SEND, EV_RECV, EV_VIOL = 7, 8, 9, 10, 11, 12, 1
 _ORDER = (NO_VALUE, WRONG_DTYPE, ADDRESS, BANK_CONFLICT, NO_WEIGHTS, TWO_PRODUCERS)
 NEVER = -(1 << 62)
 FOREVER = 1 << 62
+# columns per block of the float ACC batch kernel: 8 accumulator rows of 64 fp32 (2 KB) and the
+# weights' 320 x 64 block (80 KB); measured ~20% faster than whole 320-column rows
+FLOAT_BLOCK = 64
 I64 = np.int64  # wraps constant arguments: numba compiles a callee once per literal value
 
 
@@ -633,47 +636,51 @@ def _float_group_kernel():
     FMA contraction)."""
     def float_group(xb, w, yb, i, ng, rows, cols):
         """yb[i..i+ng) (ng = 1, 4 or 8 ACCs, already holding their start values) += x . W,
-        k ascending, s + x*w per step; the ng ACCs share each weight row load. Rows as 1-D
-        views so that the column loop vectorises."""
-        if ng == 8:
-            s0, s1, s2, s3 = yb[i], yb[i + 1], yb[i + 2], yb[i + 3]
-            s4, s5, s6, s7 = yb[i + 4], yb[i + 5], yb[i + 6], yb[i + 7]
-            x0, x1, x2, x3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
-            x4, x5, x6, x7 = xb[i + 4], xb[i + 5], xb[i + 6], xb[i + 7]
-            for k in range(rows):
-                wk = w[k]
-                u0, u1, u2, u3 = x0[k], x1[k], x2[k], x3[k]
-                u4, u5, u6, u7 = x4[k], x5[k], x6[k], x7[k]
-                for j in range(cols):
-                    wj = wk[j]
-                    s0[j] = s0[j] + u0 * wj
-                    s1[j] = s1[j] + u1 * wj
-                    s2[j] = s2[j] + u2 * wj
-                    s3[j] = s3[j] + u3 * wj
-                    s4[j] = s4[j] + u4 * wj
-                    s5[j] = s5[j] + u5 * wj
-                    s6[j] = s6[j] + u6 * wj
-                    s7[j] = s7[j] + u7 * wj
-            return
-        if ng == 4:
-            s0, s1, s2, s3 = yb[i], yb[i + 1], yb[i + 2], yb[i + 3]
-            x0, x1, x2, x3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
-            for k in range(rows):
-                wk = w[k]
-                u0, u1, u2, u3 = x0[k], x1[k], x2[k], x3[k]
-                for j in range(cols):
-                    wj = wk[j]
-                    s0[j] = s0[j] + u0 * wj
-                    s1[j] = s1[j] + u1 * wj
-                    s2[j] = s2[j] + u2 * wj
-                    s3[j] = s3[j] + u3 * wj
-            return
-        s0, x0 = yb[i], xb[i]
-        for k in range(rows):
-            wk = w[k]
-            u0 = x0[k]
-            for j in range(cols):
-                s0[j] = s0[j] + u0 * wk[j]
+        k ascending, s + x*w per step; the ng ACCs share each weight row load. Column blocks of
+        FLOAT_BLOCK keep the ACCs' rows and the weight block near the core; 1-D views so that
+        the column loop vectorises."""
+        for j0 in range(0, cols, FLOAT_BLOCK):
+            j1 = min(cols, j0 + FLOAT_BLOCK)
+            n = j1 - j0
+            if ng == 8:
+                s0, s1, s2, s3 = yb[i, j0:j1], yb[i + 1, j0:j1], yb[i + 2, j0:j1], yb[i + 3, j0:j1]
+                s4, s5, s6, s7 = (yb[i + 4, j0:j1], yb[i + 5, j0:j1], yb[i + 6, j0:j1],
+                                  yb[i + 7, j0:j1])
+                x0, x1, x2, x3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
+                x4, x5, x6, x7 = xb[i + 4], xb[i + 5], xb[i + 6], xb[i + 7]
+                for k in range(rows):
+                    wk = w[k, j0:j1]
+                    u0, u1, u2, u3 = x0[k], x1[k], x2[k], x3[k]
+                    u4, u5, u6, u7 = x4[k], x5[k], x6[k], x7[k]
+                    for j in range(n):
+                        wj = wk[j]
+                        s0[j] = s0[j] + u0 * wj
+                        s1[j] = s1[j] + u1 * wj
+                        s2[j] = s2[j] + u2 * wj
+                        s3[j] = s3[j] + u3 * wj
+                        s4[j] = s4[j] + u4 * wj
+                        s5[j] = s5[j] + u5 * wj
+                        s6[j] = s6[j] + u6 * wj
+                        s7[j] = s7[j] + u7 * wj
+            elif ng == 4:
+                s0, s1, s2, s3 = yb[i, j0:j1], yb[i + 1, j0:j1], yb[i + 2, j0:j1], yb[i + 3, j0:j1]
+                x0, x1, x2, x3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
+                for k in range(rows):
+                    wk = w[k, j0:j1]
+                    u0, u1, u2, u3 = x0[k], x1[k], x2[k], x3[k]
+                    for j in range(n):
+                        wj = wk[j]
+                        s0[j] = s0[j] + u0 * wj
+                        s1[j] = s1[j] + u1 * wj
+                        s2[j] = s2[j] + u2 * wj
+                        s3[j] = s3[j] + u3 * wj
+            else:
+                s0, x0 = yb[i, j0:j1], xb[i]
+                for k in range(rows):
+                    wk = w[k, j0:j1]
+                    u0 = x0[k]
+                    for j in range(n):
+                        s0[j] = s0[j] + u0 * wk[j]
     return float_group
 
 
