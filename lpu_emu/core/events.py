@@ -16,7 +16,7 @@ the issue cycle unless noted):
 | SREAD  | MEM unit    | bank          | address (Gather: base)  | Gather index    | value read    |
 | SWRITE | MEM unit    | bank          | address (Scatter: base) | Scatter index   | data, -1: 0s  |
 | INIT   | MEM unit    | bank          | address                 | 0               | row before    |
-| LW     | MXM plane   | row, -1: drop | planes                  | 0               | -1            |
+| LW     | MXM plane   | 1st row, -1: drop | streams read        | rows appended   | -1            |
 | IW     | MXM plane   | lands at      | rows buffered           | 0               | -1            |
 | ABC    | MXM plane   | accumulator   | 0                       | 0               | -1            |
 | ACC    | MXM plane   | accumulator   | 1 weights, 0 none       | 0               | 1st of 4      |

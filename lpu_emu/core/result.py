@@ -105,7 +105,17 @@ def _text(plan: Plan, isa: Isa, kind: int, issue: int, a: int, b: int, c: int) -
     if kind == P.QUEUE_BUSY:
         why = "parked at Sync" if b else "its unit is busy"
         return f"issues while {why} until cycle {a}"
+    if kind == P.MXM_PAIR:
+        return _pair_text(plan, isa, row, a, b)
     return f"no Notify issued at or after cycle {int(row[P.CYCLE])} releases this Sync"
+
+
+def _pair_text(plan: Plan, isa: Isa, row: np.ndarray, a: int, b: int) -> str:
+    """An fp16/bf16 ACC off the even plane of a pair, or an overlap within a pair."""
+    if a < 0:
+        return (f"{_mnemonic(plan, isa, row)} takes a plane pair and must issue on its even "
+                "plane (unit 0, 2, .. of a hemisphere)")
+    return f"its plane pair is busy with {plan.chip.slices[b].name} until cycle {a}"
 
 
 def make_violation(plan: Plan, raw: tuple[int, ...], isa: Isa | None = None) -> Violation:

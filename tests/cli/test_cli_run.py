@@ -145,9 +145,10 @@ def test_demo_checks_every_example(lpu, warm_core):
     r = lpu("demo")
     assert r.exit_code == 0
     lines = r.stdout.splitlines()
-    assert lines[0] == "lpu demo: 6 example programs from programs/ on lp30"
-    table = {ln.split()[0]: ln.split() for ln in lines[3:9]}
-    assert sorted(table) == ["gelu", "matvec", "repeat", "sync", "transpose", "vecadd"]
+    assert lines[0] == "lpu demo: 7 example programs from programs/ on lp30"
+    table = {ln.split()[0]: ln.split() for ln in lines[3:10]}
+    assert sorted(table) == ["gelu", "matvec", "mxm4", "repeat", "sync", "transpose", "vecadd"]
     assert all(row[1] == "ok" for row in table.values())
     assert table["matvec"][3] == "456"  # cycles, worked out in programs/matvec.lpu
+    assert table["mxm4"][3] == "190"  # the budget in programs/mxm4.lpu's header
     assert lines[-1] == "every result matches numpy, bit for bit"
