@@ -31,15 +31,6 @@ def _mask(mask: tuple | None, locs: dict[str, Loc], dtype: str) -> Callable:
                                      note=note)
 
 
-def _planes(target: Target) -> list[int]:
-    """Plane queues, alternating hemispheres (W0, E0, W1, E1, ...)."""
-    w, e = target.planes("W"), target.planes("E")
-    out = []
-    for i in range(max(len(w), len(e))):
-        out += [s.index for s in (w[i:i + 1] + e[i:i + 1])]
-    return out
-
-
 def _groups(tiles: list[int], sizes: dict[int, int], n: int) -> list[list[int]]:
     """Tiles in groups of at most n, each group of one size (planes load together)."""
     out: list[list[int]] = []
@@ -81,7 +72,7 @@ def mm_kernels(target: Target, steps: list, locs: dict[str, Loc]) -> list[Kernel
     """Kernels for independent MXM steps (MmStep, TransposeStep) of one MXM dtype: each group
     of output chunks is one kernel running every step's jobs for it (the planes keep a shared
     install between jobs)."""
-    planes = _planes(target)
+    planes = target.planes_for(steps[0].mxm)
     width = len(planes)
     while True:  # as many planes as the epilogues' ALUs and streams allow
         try:
