@@ -87,8 +87,10 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--trace-out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Record the event log of the run and save it (.npz).")
-@click.option("--engine", type=click.Choice(["fast", "reference"]), default="fast",
-              show_default=True, help="The numba core, or the plain reference interpreter.")
+@click.option("--engine", type=click.Choice(["auto", "fast", "reference"]), default="auto",
+              show_default=True,
+              help="The numba core, the plain reference interpreter, or auto: the reference "
+                   "for small programs (no numba start-up), else the numba core.")
 def run(program: Path, chip: str | None, inputs: tuple[str, ...], outputs: tuple[str, ...],
         save_outputs: Path | None, stats: bool, max_cycles: int | None, lenient: bool,
         as_json: bool, trace_out: Path | None, engine: str) -> None:
@@ -112,7 +114,7 @@ def run(program: Path, chip: str | None, inputs: tuple[str, ...], outputs: tuple
     wanted = [split_pair(item, "--output") for item in outputs]
     for name, _ in wanted:
         symbol(prog, name)
-    if trace_out is not None and engine != "fast":
+    if trace_out is not None and engine == "reference":
         raise UsageError("--trace-out needs the fast engine (the event log is the numba core's)")
     result = run_program(prog, chip, inputs=values, lenient=lenient, max_cycles=max_cycles,
                          engine=engine, trace=trace_out is not None)

@@ -1072,7 +1072,7 @@ def run_issues(issues, opmap, params, regs, found, viol,
                     ev_add(ev, regs, c, I64(EV_LW), k, unit,
                            r0 if r0 < wbuf.shape[1] else I64(-1), issues[k, WA],
                            wbuf_rows[unit] - r0, I64(-1))
-            elif sub == X_IW or sub == X_IWT:
+            elif sub == X_IW or sub == X_IWT:  # noqa: SIM109 (numba: plain compares)
                 land(weights, weights_at, pending, pending_at, wmeta, unit, c)
                 if trace:
                     ev_add(ev, regs, c, I64(EV_IW), k, unit, t, wbuf_rows[unit], I64(0), I64(-1))

@@ -19,7 +19,11 @@ from lpu_emu.errors import LoadError, LpuError, UsageError
 from lpu_emu.program import Program
 from lpu_emu.spec import Chip, Isa, default_isa, get_chip
 
-ENGINES = ("fast", "reference")
+ENGINES = ("auto", "fast", "reference")
+# auto: the reference interpreter below this many issues. The fast core costs ~1 s of numba
+# start-up in a new process (import, target initialisation, cache load); the reference runs a
+# small program's few thousand issues in less (bench/test_bench_core.py measures the crossover).
+AUTO_REFERENCE_ISSUES = 2000
 
 
 def _chip(program: Program, chip: Chip | str | None) -> Chip:
@@ -47,6 +51,14 @@ def write_inputs(machine: Machine, program: Program, inputs: dict[str, np.ndarra
         write_image(machine.sram, machine.chip, t, image)
 
 
+def pick_engine(engine: str, issues: int, trace: bool) -> str:
+    """The engine `auto` stands for: the reference interpreter for small programs (no numba
+    start-up), the fast core for large ones and whenever the event log is wanted."""
+    if engine != "auto":
+        return engine
+    return "fast" if trace or issues > AUTO_REFERENCE_ISSUES else "reference"
+
+
 def _engine(engine: str):
     """The run_plan of the chosen core."""
     if engine == "reference":
@@ -66,7 +78,7 @@ def _engine(engine: str):
 
 def run(program: Program, chip: Chip | str | None = None, *,
         inputs: dict[str, np.ndarray] | None = None, lenient: bool = False,
-        max_cycles: int | None = None, engine: str = "fast", trace: bool = False,
+        max_cycles: int | None = None, engine: str = "auto", trace: bool = False,
         machine: Machine | None = None) -> RunResult:
     """Run a program to its end (strict: to its first violation) and return the result.
 
@@ -77,8 +89,11 @@ def run(program: Program, chip: Chip | str | None = None, *,
     program can leave data for the next: a KV cache between decode steps."""
     isa = default_isa()
     chip = _chip(program, chip)
-    run_plan = _engine(engine)
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(ENGINES)}")
     plan = make_plan(program, chip, isa)
+    engine = pick_engine(engine, len(plan.issues), trace)
+    run_plan = _engine(engine)
     if max_cycles is not None and plan.cycles > max_cycles:
         raise UsageError(f"the program runs {plan.cycles} cycles, more than max_cycles "
                          f"{max_cycles}", hint="raise --max-cycles if that is intended")

@@ -67,6 +67,8 @@ class Utilization:
                    f"({s.sram_fraction:.2%})")
         yield Text(f"MXM: {s.mxm_ops:,} ops, {si(s.mxm_ops_per_s, 'ops/s')} "
                    f"({s.mxm_fraction:.2%} of peak)")
+        if self.queues:
+            yield Text(f"engine: {self.result.engine}")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def result_dict(name: str, result: RunResult, outputs: dict[str, np.ndarray]) ->
         "clock_hz": result.chip.clock_hz,
         "cycles": result.cycles,
         "seconds": result.seconds,
+        "engine": result.engine,
         "stopped": result.stopped,
         "violations": [
             {"kind": v.kind, "cycle": v.cycle, "queue": v.queue, "source": v.source,
