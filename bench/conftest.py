@@ -5,7 +5,9 @@ from __future__ import annotations
 
 def pytest_terminal_summary(terminalreporter) -> None:
     import test_bench_core
+    import test_bench_plan
 
-    if test_bench_core.RESULTS:
-        for line in test_bench_core.pytest_terminal_summary_lines():
-            terminalreporter.write_line(line)
+    for module in (test_bench_core, test_bench_plan):
+        if module.RESULTS:
+            for line in module.pytest_terminal_summary_lines():
+                terminalreporter.write_line(line)

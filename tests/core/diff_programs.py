@@ -279,7 +279,7 @@ class Gen:
             c += r.choice((self.lat("IW"), 20, 2))  # 2: the ACC may come before the weights land
         nacc = int(self.chip.p("mxm_accumulators"))
         for _ in range(r.randint(1, 3)):
-            acc = r.randrange(nacc + 1)
+            acc = r.randrange(nacc)
             if r.random() < 0.3:
                 c = self.slot(s.index, c)
                 self.emit(s.index, c, "ABC", acc=acc)
