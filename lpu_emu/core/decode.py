@@ -313,3 +313,50 @@ def decode_program(program: Program, chip: Chip, isa: Isa) -> Fields:
         raise LoadError(f"the program's instruction arrays differ in length: {n} words, "
                         + ", ".join(f"{v} {k}" for k, v in lengths.items()))
     return _Decoder(program, chip, isa).run()
+
+
+def check_data(program: Program, chip: Chip, isa: Isa) -> None:
+    """Tensors, data segments and lane maps inside the chip: MEM slices that exist, banks, the
+    extent of every tensor and segment within its slice, lane counts (LoadError naming the entry).
+    The .lpx loader has checked types and signs; this is what depends on the chip."""
+    mem = {s.name for s in chip.mem_slices}
+    banks, size = int(chip.p("mem_banks")), int(chip.p("mem_addresses_per_bank"))
+    lanes = chip.lanes
+
+    def fits(what: str, slices: tuple[str, ...], bank: int, addr: int, span: int) -> None:
+        for name in slices:
+            if name.upper() not in mem:
+                raise LoadError(f"{what}: {name!r} is not a MEM slice of {chip.name}")
+        if not 0 <= bank < banks:
+            raise LoadError(f"{what}: bank {bank} does not exist: MEM slices of {chip.name} have "
+                            f"{banks} banks (0..{banks - 1})")
+        if addr < 0 or addr + span > size:
+            raise LoadError(f"{what}: addresses {addr}..{addr + span - 1} do not fit a bank of "
+                            f"{chip.name} (0..{size - 1})")
+
+    for t in program.symbols:
+        what = f"tensor {t.name!r}"
+        dtype = isa.dtypes.get(t.dtype)
+        if dtype is None:
+            raise LoadError(f"{what}: unknown dtype {t.dtype!r}")
+        if len(t.slices) not in (1, dtype.width):
+            raise LoadError(f"{what}: {len(t.slices)} slices; a {t.dtype} tensor lives in 1 or "
+                            f"{dtype.width}")
+        if t.shape[-1] > lanes:
+            raise LoadError(f"{what}: its last dimension {t.shape[-1]} is more than the "
+                            f"{lanes} lanes of {chip.name}")
+        span = t.vectors() * (dtype.width if len(t.slices) == 1 else 1)
+        fits(what, t.slices, t.bank, t.addr, span)
+    for k, seg in enumerate(program.segments):
+        what = f"data segment {k} ({seg.slice} bank {seg.bank} address {seg.addr})"
+        if len(seg.data) % lanes:
+            raise LoadError(f"{what}: {len(seg.data)} bytes are not whole {lanes}-byte vectors")
+        fits(what, (seg.slice,), seg.bank, seg.addr, len(seg.data) // lanes)
+    for m in program.lanemaps:
+        if len(m.values) > lanes:
+            raise LoadError(f"lane map {m.name!r}: {len(m.values)} entries, more than the "
+                            f"{lanes} lanes of {chip.name}")
+        bad = next((k for k, v in enumerate(m.values) if not -1 <= v < lanes), None)
+        if bad is not None:
+            raise LoadError(f"lane map {m.name!r}: entry {bad} is {m.values[bad]}, neither -1 "
+                            f"nor a lane (0..{lanes - 1})")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lpu_emu.core.decode import Fields, decode_program, slice_units
+from lpu_emu.core.decode import Fields, check_data, decode_program, slice_units
 from lpu_emu.errors import LoadError, UsageError
 from lpu_emu.program import Program
 from lpu_emu.spec import Chip, Isa
@@ -210,6 +210,7 @@ def make_plan(program: Program, chip: Chip, isa: Isa, *, max_cycles: int | None 
         raise LoadError(f"the program was assembled for chip {program.chip!r}, not {chip.name!r}",
                         hint=f"run it with --chip {program.chip}, or reassemble it for {chip.name}")
     f = decode_program(program, chip, isa)
+    check_data(program, chip, isa)
     queue = program.queue.astype(np.int16)
     roots, offsets = _repeat_roots(f, queue, program)
     counts = np.where(f.repeat, f.rep_n, 1)

@@ -86,8 +86,8 @@ def test_undecodable_words_and_foreign_queues():
     isa = default_isa()
     add = word(I("VXM0", 0, "Add", "int8", x="S0E", y="S1E", z="S2E"))
     prog = with_word([READ, READ], 1, 0xEE)
-    with pytest.raises(LoadError, match=r"^error: t.lpu:2: instruction 1: cannot be decoded: unknown "
-                                        r"opcode 0xee$"):
+    with pytest.raises(LoadError, match=r"^error: t.lpu:2: instruction 1: cannot be decoded: "
+                                        r"unknown opcode 0xee$"):
         make_plan(prog, get_chip("tsp-v1"), isa)
     prog = with_word([READ], 0, add | (1 << 63))
     with pytest.raises(LoadError, match=r"instruction 0: cannot be decoded: Add: stray bits "
