@@ -87,6 +87,39 @@ def write_atomically(path: Path, data: bytes) -> None:
     write_all_atomically({Path(path): data})
 
 
+def check_outputs(outputs: dict[Path, str], inputs: Iterable[Path] = ()) -> None:
+    """Before any work: every output file (path -> the option naming it, as the user wrote it,
+    e.g. `--output z=z.npy`) can be written: its
+    directory exists and is writable, its name fits, it is not a directory, no two options name
+    the same file, and none is one of `inputs` (the program being run or disassembled)."""
+    seen: dict[Path, str] = {}
+    protected = {Path(p).resolve() for p in inputs}
+    for path, option in outputs.items():
+        where = option
+        parent = path.parent if str(path.parent) else Path(".")
+        target = path.resolve()
+        if target in protected:
+            raise UsageError(f"{where}: the output would overwrite the input program",
+                             hint="name another file")
+        if target in seen:
+            raise UsageError(f"{where}: {seen[target]} writes the same file")
+        seen[target] = option
+        if not parent.is_dir():
+            raise UsageError(f"{where}: the directory {parent} does not exist")
+        if path.is_dir():
+            raise UsageError(f"{where}: is a directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{where}: the directory {parent} is not writable")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise UsageError(f"{where}: the file is not writable")
+        try:
+            limit = os.pathconf(parent, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            limit = 255
+        if len(os.fsencode(path.name)) > limit:
+            raise UsageError(f"{where}: the file name is longer than {limit} bytes")
+
+
 def write_all_atomically(files: dict[Path, bytes]) -> None:
     """Write several files, all or none: every one goes to a temporary file beside its target
     first, and only when all are written are they renamed into place."""
@@ -94,7 +127,8 @@ def write_all_atomically(files: dict[Path, bytes]) -> None:
     try:
         for path, data in files.items():
             try:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                # a short temporary name: the target's own name may be near the length limit
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".lpu-", suffix=".tmp")
                 staged.append((tmp, path))
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
