@@ -12,6 +12,7 @@ import difflib
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -38,16 +39,26 @@ def make_console(stderr: bool = False) -> Console:
     )
 
 
+INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug in lpu-emu, not in the user's input
+
+
 @contextlib.contextmanager
-def reporting_errors() -> Iterator[None]:
+def reporting_errors(debug: bool = False) -> Iterator[None]:
     """The CLI boundary: an LpuError becomes its rendered diagnostic on stderr and its exit code
     (2 for usage and input errors); an OSError about a file the user named is reported, not
-    traced back; a closed pipe (`lpu isa | head`) ends the command quietly."""
+    traced back; a closed pipe (`lpu isa | head`) ends the command quietly; running out of
+    memory is one line. Anything else is a bug: one line asking for a report (exit 70), and the
+    traceback only with `lpu --debug` (or LPU_DEBUG=1)."""
     try:
         yield
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
     except LpuError as err:
         click.echo(err.render(), err=True)
         raise click.exceptions.Exit(err.exit_code) from None
+    except MemoryError:
+        click.echo("error: out of memory", err=True)
+        raise click.exceptions.Exit(2) from None
     except BrokenPipeError:
         _silence_stdout()
         raise click.exceptions.Exit(1) from None
@@ -55,6 +66,13 @@ def reporting_errors() -> Iterator[None]:
         where = f"{exc.filename}: " if exc.filename else ""
         click.echo(f"error: {where}{exc.strerror or exc}", err=True)
         raise click.exceptions.Exit(2) from None
+    except Exception as exc:
+        if debug or os.environ.get("LPU_DEBUG", "") not in ("", "0"):
+            traceback.print_exc(file=sys.stderr)
+        click.echo(f"internal error: {type(exc).__name__}: {exc} -- this is a bug in lpu-emu; "
+                   "please report it with the command that caused it (`lpu --debug ...` prints "
+                   "the traceback)", err=True)
+        raise click.exceptions.Exit(INTERNAL_ERROR_EXIT) from None
 
 
 def _silence_stdout() -> None:
