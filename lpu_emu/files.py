@@ -40,9 +40,10 @@ def _regular(path: Path) -> os.stat_result:
     return st
 
 
-def read_bounded(path: str | os.PathLike, limit: int = MAX_SOURCE_BYTES) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes (FileRefused otherwise)."""
-    path = Path(path)
+def read_bounded(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (default MAX_SOURCE_BYTES;
+    FileRefused otherwise)."""
+    path, limit = Path(path), MAX_SOURCE_BYTES if limit is None else limit
     st = _regular(path)
     if st.st_size > limit:
         raise FileRefused(f"it is {st.st_size:,} bytes, more than the {limit:,} allowed")
@@ -57,9 +58,10 @@ def read_bounded(path: str | os.PathLike, limit: int = MAX_SOURCE_BYTES) -> byte
 
 
 def npy_header(path: str | os.PathLike,
-               limit: int = MAX_NPY_BYTES) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of a .npy, from its header alone, checked against the file's size."""
-    path = Path(path)
+               limit: int | None = None) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a .npy, from its header alone, checked against the file's size and
+    `limit` bytes of data (default MAX_NPY_BYTES)."""
+    path, limit = Path(path), MAX_NPY_BYTES if limit is None else limit
     st = _regular(path)
     try:
         with open(path, "rb") as f:

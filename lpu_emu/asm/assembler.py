@@ -172,6 +172,7 @@ class _Pass2:
             if t.name in unit.data:
                 segments.extend(tensor_segments(self, t, unit.data[t.name]))
         cycles, queues, words = self._instructions()
+        self._check_constants()
         files, src_file, src_line, src_col = self._source_map()
         return Program(
             chip=self.chip.name,
@@ -240,6 +241,13 @@ class _Pass2:
             queues.append(sl.index)
             words.append(word)
         return cycles, queues, words
+
+    def _check_constants(self) -> None:
+        """Every `.equ` evaluates, used or not: an error in an unused constant (`1/0`, an
+        undefined name) is reported, in source order, not silently kept."""
+        for name, sym in self.unit.symbols.items():
+            if sym.kind == "equ":
+                self.res.value(("sym", name), sym.where)
 
     def _source_map(self) -> tuple[list[str], list[int], list[int], list[int]]:
         unit = self.unit
