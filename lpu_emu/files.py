@@ -79,8 +79,9 @@ def npy_header(path: str | os.PathLike,
             data_bytes = st.st_size - f.tell()
     except FileRefused:
         raise
-    except (OSError, ValueError, SyntaxError, TypeError, EOFError) as exc:
-        raise FileRefused(f"its .npy header is malformed ({exc})") from None
+    except Exception as exc:  # numpy's header parser raises many types (ValueError,
+        # SyntaxError, tokenize.TokenError, ...) for a malformed header: all mean "malformed"
+        raise FileRefused(f"its .npy header is malformed ({type(exc).__name__}: {exc})") from None
     if dtype.hasobject:
         raise FileRefused("it holds Python objects (pickles are never loaded)")
     count = math.prod(shape)

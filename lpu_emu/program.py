@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lpu_emu.errors import LoadError
+from lpu_emu.files import FileRefused, read_bounded
 from lpu_emu.spec.isa import default_isa
 
 MAGIC = b"LPX\x00"
@@ -44,6 +45,7 @@ MAX_ENTRIES = 2**20  # symbols, segments or lane maps
 MAX_DIMS = 8  # dimensions of a tensor
 MAX_DTYPE_BYTES = 4  # slices of a tensor (one, or one per byte of its dtype)
 MAX_LANES = 2**16  # entries of a lane map
+MAX_LPX_BYTES = 4 * 2**30  # a whole .lpx (instructions and the SRAM images of its tensors)
 
 
 @dataclass(frozen=True)
@@ -176,9 +178,9 @@ class Program:
     def load(cls, path: str | Path) -> Program:
         path = Path(path)
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            data = read_bounded(path, MAX_LPX_BYTES)
+        except FileRefused as exc:
+            raise LoadError(f"{path}: cannot read: {exc}") from None
         prog = _decode(data, str(path))
         prog.meta["path"] = str(path)
         return prog

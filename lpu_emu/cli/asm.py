@@ -49,7 +49,7 @@ def asm(source: Path, output: Path | None, chip: str | None, sandbox: bool,
     output = output or source.with_suffix(".lpx")
     if output.resolve() == source.resolve():
         raise UsageError(f"{source}: the output would overwrite the source", hint="pass -o FILE")
-    check_outputs({output: f"-o {output}"})
+    check_outputs([(output, f"-o {output}")])
     program = assemble_file(source, chip=chip, sandbox=sandbox)
     write_atomically(output, program.to_bytes())
     report(source, output, program, as_json)

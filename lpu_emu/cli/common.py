@@ -105,23 +105,28 @@ def write_atomically(path: Path, data: bytes) -> None:
     write_all_atomically({Path(path): data})
 
 
-def check_outputs(outputs: dict[Path, str], inputs: Iterable[Path] = ()) -> None:
-    """Before any work: every output file (path -> the option naming it, as the user wrote it,
-    e.g. `--output z=z.npy`) can be written: its
-    directory exists and is writable, its name fits, it is not a directory, no two options name
-    the same file, and none is one of `inputs` (the program being run or disassembled)."""
+def check_outputs(outputs: Iterable[tuple[Path, str]], inputs: Iterable[Path] = ()) -> None:
+    """Before any work: every output file (path, and the option naming it as the user wrote it,
+    e.g. `--output z=z.npy`) can be written: its name fits, its directory exists and is
+    writable, it is not a directory, no two options name the same file, and none is one of
+    `inputs` (the program being run or disassembled)."""
     seen: dict[Path, str] = {}
     protected = {Path(p).resolve() for p in inputs}
-    for path, option in outputs.items():
-        where = option
+    for path, where in outputs:
         parent = path.parent if str(path.parent) else Path(".")
+        try:
+            limit = os.pathconf(parent if parent.is_dir() else ".", "PC_NAME_MAX")
+        except (OSError, ValueError):
+            limit = 255
+        if len(os.fsencode(path.name)) > limit:
+            raise UsageError(f"{where}: the file name is longer than {limit} bytes")
         target = path.resolve()
         if target in protected:
             raise UsageError(f"{where}: the output would overwrite the input program",
                              hint="name another file")
         if target in seen:
             raise UsageError(f"{where}: {seen[target]} writes the same file")
-        seen[target] = option
+        seen[target] = where
         if not parent.is_dir():
             raise UsageError(f"{where}: the directory {parent} does not exist")
         if path.is_dir():
@@ -130,12 +135,6 @@ def check_outputs(outputs: dict[Path, str], inputs: Iterable[Path] = ()) -> None
             raise UsageError(f"{where}: the directory {parent} is not writable")
         if path.exists() and not os.access(path, os.W_OK):
             raise UsageError(f"{where}: the file is not writable")
-        try:
-            limit = os.pathconf(parent, "PC_NAME_MAX")
-        except (OSError, ValueError):
-            limit = 255
-        if len(os.fsencode(path.name)) > limit:
-            raise UsageError(f"{where}: the file name is longer than {limit} bytes")
 
 
 def write_all_atomically(files: dict[Path, bytes]) -> None:

@@ -31,7 +31,7 @@ def disasm(objfile: Path, output: Path | None, as_json: bool) -> None:
     from lpu_emu.asm import disassemble  # here, so that `lpu disasm --help` needs no assembler
 
     if output is not None:
-        check_outputs({output: f"-o {output}"}, inputs=[objfile])
+        check_outputs([(output, f"-o {output}")], inputs=[objfile])
     program = Program.load(objfile)  # LoadError: truncated, corrupted, foreign or wrong version
     text = disassemble(program)
     if output is None:

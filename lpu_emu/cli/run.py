@@ -116,9 +116,9 @@ def run(program: Path, chip: str | None, inputs: tuple[str, ...], outputs: tuple
     from lpu_emu.core.tensors import symbol
 
     wanted = [split_pair(item, "--output") for item in outputs]
-    targets = {Path(file): f"--output {name}={file}" for name, file in wanted if file}
-    targets.update({p: f"{o} {p}" for p, o in ((save_outputs, "--save-outputs"),
-                                               (trace_out, "--trace-out")) if p is not None})
+    targets = [(Path(file), f"--output {name}={file}") for name, file in wanted if file]
+    targets += [(p, f"{o} {p}") for p, o in ((save_outputs, "--save-outputs"),
+                                             (trace_out, "--trace-out")) if p is not None]
     check_outputs(targets, inputs=[program])
     if trace_out is not None and engine != "fast":
         raise UsageError("--trace-out needs the fast engine (the event log is the numba core's)")

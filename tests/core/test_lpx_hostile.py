@@ -220,3 +220,12 @@ def test_hostile_lpx_files_raise_only_lpu_errors(data, engine, lenient):
             result.tensor(t.name)
     except LpuError:
         pass
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_named_lpx_is_refused_before_reading(tmp_path):
+    (tmp_path / "z.lpx").symlink_to("/dev/zero")
+    with pytest.raises(LoadError) as e:
+        Program.load(tmp_path / "z.lpx")
+    assert e.value.message == (f"{tmp_path / 'z.lpx'}: cannot read: it is not a regular file (a "
+                               "device, FIFO or socket)")
