@@ -164,7 +164,7 @@ class _Decoder:
         self.faults.add(rows, known & bad_q,
                         lambda i: f"queue index {int(self.queue[i])} is not a slice of {chip.name}")
         ok_q = ~bad_q
-        order = np.argsort(self.op, kind="stable")
+        order = np.argsort(self.op.astype(np.uint8), kind="stable")  # a radix sort
         ops_sorted = self.op[order]
         for opcode in np.unique(self.op[known]).tolist():
             lo, hi = np.searchsorted(ops_sorted, [opcode, opcode + 1])
