@@ -92,30 +92,40 @@ def _repeat_roots(f: Fields, queue: np.ndarray, program: Program) -> tuple[np.nd
     return roots, offsets
 
 
-def _issues(f: Fields, e: _Issues, order: np.ndarray, viol: np.ndarray, program: Program,
-            chip: Chip, block: int = 8192) -> np.ndarray:
-    """The Plan's table, (m, NCOL), C-contiguous, built in blocks of rows that fit the cache:
-    each block gathers its issues' fields (an issue copies its instruction's, a repetition has
-    its own CYCLE, SRC and ADDR) into a (NCOL, block) scratch and transposes it into place. No
-    full-size temporary: a million issues cost one 176 MB table, nothing more."""
-    picks = e.base[order]
-    queue = program.queue.astype(np.intp)
-    columns = [(CYCLE, e.cycle, order), (SRC, e.src, order), (OP, f.op, picks),
-               (DTYPE, f.dtype, picks), (DTYPE2, f.dtype2, picks), (QUEUE, queue, picks),
-               (POS, np.array([s.position for s in chip.slices], np.int64)[queue], picks),
-               (UNIT, slice_units(chip)[queue], picks), (BANK, f.bank, picks),
-               (ADDR, e.addr, order), (IMM, f.imm, picks), (LAT, f.lat, picks),
-               (OCC, f.occ, picks), (VIOL, viol[0], order), (VIOL_A, viol[1], order),
-               (VIOL_B, viol[2], order)]
-    columns += [(SA + k, np.ascontiguousarray(f.streams[:, k]), picks) for k in range(6)]
-    m = len(order)
-    issues = np.empty((m, NCOL), dtype=np.int64)
+def _rows(columns: list[tuple[int, np.ndarray]], m: int, block: int = 8192) -> np.ndarray:
+    """(m, NCOL) int64, C-contiguous, from one length-m array per column: transposed in blocks
+    that fit the cache (writing columns of a row-major table, or numpy's one-shot transposing
+    copy, is ~10x slower on a million rows)."""
+    rows = np.empty((m, NCOL), dtype=np.int64)
     scratch = np.empty((NCOL, block), dtype=np.int64)
     for start in range(0, m, block):
         stop = min(start + block, m)
-        for col, values, index in columns:
-            np.take(values, index[start:stop], out=scratch[col, :stop - start])
-        issues[start:stop] = scratch[:, :stop - start].T
+        for col, values in columns:
+            scratch[col, :stop - start] = values[start:stop]
+        rows[start:stop] = scratch[:, :stop - start].T
+    return rows
+
+
+def _issues(f: Fields, e: _Issues, order: np.ndarray, viol: np.ndarray, program: Program,
+            chip: Chip) -> np.ndarray:
+    """The Plan's table: one row per instruction (built sequentially), each issue a copy of its
+    instruction's row (one row gather), then the cells that differ from it: a repetition's
+    CYCLE, SRC and ADDR, and the static violations (both rare)."""
+    queue = program.queue.astype(np.intp)
+    zero = np.zeros(len(queue), np.int64)
+    columns = [(CYCLE, program.cycle), (SRC, np.arange(len(queue))), (OP, f.op),
+               (DTYPE, f.dtype), (DTYPE2, f.dtype2), (QUEUE, queue),
+               (POS, np.array([s.position for s in chip.slices], np.int64)[queue]),
+               (UNIT, slice_units(chip)[queue]), (BANK, f.bank), (ADDR, f.addr), (IMM, f.imm),
+               (LAT, f.lat), (OCC, f.occ), (VIOL, zero), (VIOL_A, zero), (VIOL_B, zero)]
+    columns += [(SA + k, f.streams[:, k]) for k in range(6)]
+    issues = _rows(columns, len(queue))[e.base[order]]
+    if f.repeat.any():
+        at = np.flatnonzero(f.repeat[e.src[order]])  # the repetitions, in Plan order
+        k = order[at]
+        issues[at, CYCLE], issues[at, SRC], issues[at, ADDR] = e.cycle[k], e.src[k], e.addr[k]
+    flagged = np.flatnonzero(viol[0][order])
+    issues[flagged, VIOL:VIOL_B + 1] = viol[:, order[flagged]].T
     return issues
 
 

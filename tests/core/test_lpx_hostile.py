@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lpu_emu.asm import assemble_text
+from lpu_emu.asm import assemble_text, disassemble
 from lpu_emu.core.run import run
 from lpu_emu.errors import LoadError, LpuError
 from lpu_emu.program import FORMAT_VERSION, MAGIC, Program
@@ -214,6 +214,7 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(Heal
 def test_hostile_lpx_files_raise_only_lpu_errors(data, engine, lenient):
     try:
         program = Program.from_bytes(data, "fuzz.lpx")
+        disassemble(program)
         result = run(program, engine=engine, lenient=lenient, max_issues=100_000,
                      max_cycles=10**7)
         for t in program.symbols:
