@@ -144,7 +144,9 @@ class _Decoder:
             self.dtype_width[code], self.dtype_known[code] = d.width, True
         self.kinds = np.array([s.kind for s in chip.slices])
 
-    def where_cannot_decode(self, i: int) -> str:
+    def undecodable(self, i: int) -> str:
+        """Why word i does not decode, in the words of the scalar decoder (the disassembler
+        and the assembler use the same one)."""
         try:
             decode(self.isa, int(self.words[i]))
         except ValueError as exc:
@@ -160,7 +162,7 @@ class _Decoder:
         bad_q = (self.queue < 0) | (self.queue >= len(chip.slices))
         by_opcode = self.isa.by_opcode()
         known = np.isin(self.op, list(by_opcode))
-        self.faults.add(rows, ~known, self.where_cannot_decode)
+        self.faults.add(rows, ~known, self.undecodable)
         self.faults.add(rows, known & bad_q,
                         lambda i: f"queue index {int(self.queue[i])} is not a slice of {chip.name}")
         ok_q = ~bad_q
@@ -184,13 +186,13 @@ class _Decoder:
             used |= f.mask << f.lsb
             code = _field(isa, w, "dtype")
             allowed = np.array([isa.dtypes[d].code for d in ins.dtypes])
-            self.faults.add(idx, ~np.isin(code, allowed), self.where_cannot_decode)
+            self.faults.add(idx, ~np.isin(code, allowed), self.undecodable)
             self.dtype[idx] = code
         for op in ins.operands:
             for name in op.fields:
                 f = isa.fields[name]
                 used |= f.mask << f.lsb
-        self.faults.add(idx, (w & ~np.uint64(used)) != 0, self.where_cannot_decode)
+        self.faults.add(idx, (w & ~np.uint64(used)) != 0, self.undecodable)
         self._queue_kind(ins, idx)
         self.lat[idx] = _latency(ins, self.chip)
         self.occ[idx] = ins.occupancy if isinstance(ins.occupancy, int) else 1
@@ -262,7 +264,7 @@ class _Decoder:
 
     def _dtype2(self, idx: np.ndarray, w: np.ndarray, op: Operand) -> None:
         code = _field(self.isa, w, op.fields[0])
-        self.faults.add(idx, ~self.dtype_known[code], self.where_cannot_decode)
+        self.faults.add(idx, ~self.dtype_known[code], self.undecodable)
         self.dtype2[idx] = code
 
     def _integer(self, ins: Instruction, op: Operand, idx: np.ndarray, w: np.ndarray) -> None:
