@@ -65,7 +65,10 @@ def test_run_violation_exit_1_with_location(lpu, prog):
     r = lpu("run", "late.lpu", "--output", "z=z.npy")
     assert r.exit_code == 1
     assert r.stderr == ("error: cycle 4: VXM0: no-value: nothing passes on stream S0E at "
-                        "position 81 (late.lpu:9)\n")
+                        "position 81; S0E from MEM_W1 (late.lpu:7) passes it at cycle 3: 1 cycle "
+                        "earlier (late.lpu:9)\n"
+                        "note: no tensor printed and no file written: the run stopped at its "
+                        "first violation (--lenient runs to the end)\n")
     assert r.stdout.splitlines()[0] == ("late.lpu on lp30: 4 cycles, 2.667 ns at 1.5 GHz "
                                         "(stopped at the first violation)")
     assert not (prog / "z.npy").exists()  # no output from a failed run
@@ -136,7 +139,7 @@ def test_run_lpx_for_another_chip(lpu, prog):
 def test_run_outputs_all_or_none(lpu, prog):
     r = lpu("run", "cli.lpu", "--output", "x=x.npy", "--output", "z=nodir/z.npy")
     assert r.exit_code == 2
-    assert r.stderr == "error: cannot write nodir/z.npy: No such file or directory\n"
+    assert r.stderr == "error: --output z=nodir/z.npy: the directory nodir does not exist\n"
     assert not (prog / "x.npy").exists()
     assert [p.name for p in prog.iterdir() if p.name.endswith(".tmp")] == []
 

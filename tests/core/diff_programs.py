@@ -298,7 +298,7 @@ class Gen:
         nacc = int(self.chip.p("mxm_accumulators"))
         occ = self.chip.mxm_float_occupancy if paired else 1
         for _ in range(r.randint(1, 3)):
-            acc = r.randrange(nacc + 1)
+            acc = r.randrange(nacc)
             if r.random() < 0.3:
                 c = self.slot(s.index, c)
                 self.emit(s.index, c, "ABC", acc=acc)
