@@ -52,7 +52,7 @@ class LpuGroup(click.Group):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
-        with reporting_errors():
+        with reporting_errors(debug=bool(ctx.params.get("debug"))):
             return super().invoke(ctx)
 
 
@@ -65,5 +65,7 @@ Examples:
   lpu compile --builtin bert-layer  compile a BERT layer, report it
 """)
 @click.version_option(__version__, prog_name="lpu")
-def main() -> None:
+@click.option("--debug", is_flag=True,
+              help="On an internal error (a bug), print the Python traceback.")
+def main(debug: bool) -> None:
     """lpu-emu: an emulator of a Groq-style LPU (Tensor Streaming Processor)."""

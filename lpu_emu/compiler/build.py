@@ -31,15 +31,6 @@ def _mask(mask: tuple | None, locs: dict[str, Loc], dtype: str) -> Callable:
                                      note=note)
 
 
-def _planes(target: Target) -> list[int]:
-    """Plane queues, alternating hemispheres (W0, E0, W1, E1, ...)."""
-    w, e = target.planes("W"), target.planes("E")
-    out = []
-    for i in range(max(len(w), len(e))):
-        out += [s.index for s in (w[i:i + 1] + e[i:i + 1])]
-    return out
-
-
 def _groups(tiles: list[int], sizes: dict[int, int], n: int) -> list[list[int]]:
     """Tiles in groups of at most n, each group of one size (planes load together)."""
     out: list[list[int]] = []
@@ -77,19 +68,18 @@ def _mm_jobs(target: Target, step: MmStep, locs: dict[str, Loc],
     return jobs
 
 
-def mm_kernels(target: Target, steps: list, locs: dict[str, Loc],
-               eye: Loc | None = None) -> list[Kernel]:
+def mm_kernels(target: Target, steps: list, locs: dict[str, Loc]) -> list[Kernel]:
     """Kernels for independent MXM steps (MmStep, TransposeStep) of one MXM dtype: each group
     of output chunks is one kernel running every step's jobs for it (the planes keep a shared
     install between jobs)."""
-    planes = _planes(target)
+    planes = target.planes_for(steps[0].mxm)
     width = len(planes)
     while True:  # as many planes as the epilogues' ALUs and streams allow
         try:
             by_group: dict[tuple[int, ...], list[K.Job]] = {}
             for step in steps:
                 jobs_of = (_mm_jobs(target, step, locs, width) if isinstance(step, MmStep)
-                           else _t_jobs(target, step, locs, eye, width))
+                           else _t_jobs(target, step, locs, width))
                 for group, jobs in jobs_of.items():
                     by_group.setdefault(group, []).extend(jobs)
             return [K.mxm(target, steps[0].note if len(steps) == 1 else _common(steps),
@@ -134,15 +124,18 @@ def _term_passes(target: Target, term: Term, locs: dict[str, Loc], group: list[i
     return passes
 
 
-def _t_jobs(target: Target, step: TransposeStep, locs: dict[str, Loc], eye: Loc,
+def _t_jobs(target: Target, step: TransposeStep, locs: dict[str, Loc],
             width: int) -> dict[tuple[int, ...], list[K.Job]]:
     """out[out_row + k, j] = x[x_row + j, k]: x's rows installed transposed (IWT), identity
     row k streamed through; exact with three bf16 parts of fp32 data. Jobs by output group."""
-    x, out = locs[step.x[0]], locs[step.out]
+    x, out, eye = locs[step.x[0]], locs[step.out], locs[step.eye]
     lanes = target.lanes
     n_rows = step.x_rows if step.x_rows is not None else x.rows - step.x_row
     block = target.accumulators
     sizes = {nt: min(lanes, n_rows - nt * lanes) for nt in range(math.ceil(n_rows / lanes))}
+    # the sum of exact parts is exact in fp32; a narrower output is one of those parts
+    epilogue = (K.ACC_LEAF if out.dtype == "fp32"
+                else E.Ex("Cvt", (K.ACC_LEAF,), dtype2=out.dtype))
     jobs: dict[tuple[int, ...], list[K.Job]] = {}
     for group in _groups(list(sizes), sizes, width):
         for kt in range(x.nchunks):
@@ -155,17 +148,17 @@ def _t_jobs(target: Target, step: TransposeStep, locs: dict[str, Loc], eye: Loc,
                                for part in step.x)
                 jobs.setdefault(tuple(group), []).append(
                     K.Job(passes, min(block, cols - k0), out, tuple(group),
-                          step.out_row + kt * lanes + k0, lambda c: K.ACC_LEAF))
+                          step.out_row + kt * lanes + k0, lambda c: epilogue))
     return jobs
 
 
-def kernels_for(target: Target, step, locs: dict[str, Loc], eye: Loc | None) -> list[Kernel]:
+def kernels_for(target: Target, step, locs: dict[str, Loc]) -> list[Kernel]:
     if isinstance(step, MapStep):
         return map_kernels(target, [step], locs)
     if isinstance(step, ReduceStep):
         return reduce_kernels(target, [step], locs)
     if isinstance(step, (MmStep, TransposeStep)):
-        return mm_kernels(target, [step], locs, eye)
+        return mm_kernels(target, [step], locs)
     raise TypeError(step)
 
 
@@ -200,7 +193,7 @@ def _reads(step) -> set[str]:
     if isinstance(step, ReduceStep):
         return {lf.name for lf in E.leaves(step.expr)}
     if isinstance(step, TransposeStep):
-        return set(step.x)
+        return {*step.x, step.eye}
     return ({n for t in step.terms for n in (*t.x, *t.w)}
             | {lf.name for lf in E.leaves(step.epilogue)})
 
@@ -209,30 +202,32 @@ def _writes(step) -> set[str]:
     return {step.out} | ({step.also} if isinstance(step, ReduceStep) and step.also else set())
 
 
-def kernels(target: Target, steps: list, locs: dict[str, Loc], eye: Loc | None) -> list[Kernel]:
-    """Kernels for all steps in order. A run of steps of one kind where none reads what an
-    earlier one of the run writes shares kernels: the heads of an attention, one install of
-    the keys for all heads of a chunk, one pass of the softmax over all heads."""
-    out: list[Kernel] = []
-    run: list = []
+def runs(steps: list) -> list[list]:
+    """Steps grouped into runs that share kernels: consecutive steps of one kind where none
+    reads what an earlier one of the run writes (the heads of an attention: one install of the
+    keys for all heads of a chunk, one pass of the softmax over all heads). Placement keeps the
+    tensors of a run on different slices, as it does for one step's."""
+    out: list[list] = []
+    for step in steps:
+        run = out[-1] if out else None
+        if run is not None and _key(step) == _key(run[0]) and not (
+                _reads(step) & set().union(*(_writes(r) for r in run))) and not (
+                _key(step)[0] == "map" and len(run) >= MAP_RUN):
+            run.append(step)
+        else:
+            out.append([step])
+    return out
 
-    def flush() -> None:
-        if not run:
-            return
+
+def kernels(target: Target, steps: list, locs: dict[str, Loc]) -> list[Kernel]:
+    """Kernels for all steps in order, one run (see `runs`) at a time."""
+    out: list[Kernel] = []
+    for run in runs(steps):
         kind = _key(run[0])[0]
         if kind == "map":
             out.extend(map_kernels(target, run, locs))
         elif kind == "reduce":
             out.extend(reduce_kernels(target, run, locs))
         else:
-            out.extend(mm_kernels(target, run, locs, eye))
-        run.clear()
-
-    for step in steps:
-        written = set().union(*(_writes(r) for r in run)) if run else set()
-        if run and (_key(step) != _key(run[0]) or _reads(step) & written
-                    or (_key(step)[0] == "map" and len(run) >= MAP_RUN)):
-            flush()
-        run.append(step)
-    flush()
+            out.extend(mm_kernels(target, run, locs))
     return out

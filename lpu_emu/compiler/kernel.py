@@ -30,7 +30,7 @@ class Pipe:
         """The cycle after the last effect of the last iteration lands."""
         tail = (self.count - 1) * self.period
         return self.start + tail + max(
-            s.t + max(target.latency(s.mnemonic), target.occupancy(s.mnemonic))
+            s.t + max(target.latency(s.mnemonic), target.occupancy(s.mnemonic, s.dtype))
             for s in self.slots)
 
 

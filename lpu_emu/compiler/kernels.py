@@ -28,19 +28,6 @@ from lpu_emu.compiler.placement import Loc
 from lpu_emu.compiler.target import Target
 from lpu_emu.spec.encoding import stream_code
 
-
-def _load_streams(target: Target, planes: list[int], mxm_dtype: str, converted: bool) -> int:
-    """Streams (per direction) the weight loads of one pass take: the top of the index range,
-    while the rest carries activations and epilogues (the two overlap in time). A load that
-    passes the VXM on its way (a head mask) takes three groups per plane: the row, the mask,
-    the product."""
-    per_side: dict[bool, int] = {}
-    for q in planes:
-        west = target.chip.slices[q].position < target.vxm_position
-        per_side[west] = per_side.get(west, 0) + target.width(mxm_dtype)
-    return max(per_side.values()) * (3 if converted else 1)
-
-
 SXM_OPS = ("Distribute", "Permute", "Rotate", "ShiftUp", "ShiftDown")
 
 
@@ -117,7 +104,8 @@ def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
             lo = max(lo, tail + max(s.t for s in p.slots) + 1 - first)
         for s in p.slots:
             if s.queue in by_queue:
-                lo = max(lo, tail + s.t + target.occupancy(s.mnemonic) - by_queue[s.queue])
+                lo = max(lo, tail + s.t + target.occupancy(s.mnemonic, s.dtype)
+                         - by_queue[s.queue])
     return lo
 
 
@@ -212,8 +200,13 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     streams: list[Streams] = []
     t = 0
     lat_iw = max(target.latency("IW"), target.occupancy("IW"))
+    period = target.acc_period(mxm_dtype)  # fp16/bf16 products hold the plane pair 2 cycles
     converted = any(ps.w_conv is not None for j in jobs for ps in j.passes)
-    split_at = target.streams - _load_streams(target, planes, mxm_dtype, converted)
+    groups = _load_groups(target, planes, mxm_dtype, converted)
+    blocked = {w: set() for w in (True, False)}
+    for west, base, need in groups.values():
+        for side in (west, not west) if converted else (west,):  # a mask passes the VXM
+            blocked[side].update(range(base, base + need))
     alus = [s.index for s in target.vxm_alus]
     load_alus, feed_alus = alus[-2:], alus[:-2]
     prev: Pass | None = None
@@ -224,7 +217,7 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
         t += job.rows
         for i, ps in enumerate(job.passes):
             if prev is None or not _same_weights(ps, prev):
-                pipe, s_load = _load(target, note, ps, planes, mxm_dtype, split_at, load_alus)
+                pipe, s_load = _load(target, note, ps, planes, mxm_dtype, groups, load_alus)
                 lw_ts = [s.t for s in pipe.slots if s.mnemonic == "LW"]
                 pipe.start = max(t - min(lw_ts), after(target, loads, pipe))
                 loads.append(pipe)
@@ -235,7 +228,7 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                 t += lat_iw
             prev = ps
             last = i == len(job.passes) - 1
-            s_main = Streams(0, split_at)
+            s_main = Streams(0, target.streams, blocked={w: set(b) for w, b in blocked.items()})
             xv = ps.x_conv(Read(ps.x.loc, ps.x.chunk, ps.x.row, 1, note), note, ps.x.chunk)
             west = {chip.slices[q].position < target.vxm_position for q in planes}
             # planes on both sides: a Mov at the VXM sends the row each way
@@ -249,12 +242,13 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                 for c, a in zip(job.out_chunks, accs, strict=True):
                     root = build(job.epilogue(c), c, locs, {}, note, {"@acc": a}, job.out_row)
                     sinks.append(Write(root, job.out, c, job.out_row, 1, note))
-            pipe = Pipe(timed(target, sinks, s_main, Alus(target, feed_alus)), job.rows)
+            pipe = Pipe(timed(target, sinks, s_main, Alus(target, feed_alus)), job.rows,
+                        period=period)
             acc_ts = [s.t for s in pipe.slots if s.mnemonic == "ACC"]
             pipe.start = max(t - min(acc_ts), after(target, feeds, pipe))
             feeds.append(pipe)
             streams.append(s_main)
-            t = pipe.start + max(acc_ts) + job.rows
+            t = pipe.start + max(acc_ts) + job.rows * period
     macs = sum(j.rows * ps.k_rows * sum(j.out.chunk_cols(c) for c in j.out_chunks)
                for j in jobs for ps in j.passes)
     reads = {ps.x.loc.base for j in jobs for ps in j.passes}
@@ -266,16 +260,43 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                   frozenset(j.out.base for j in jobs), "mxm", {"macs": macs})
 
 
+def _load_groups(target: Target, planes: list[int], mxm_dtype: str,
+                 converted: bool) -> dict[int, tuple[bool, int, int]]:
+    """Plane -> (west, first stream, streams used) of the load group its LW reads: groups of
+    `mxm_load_streams` streams aligned to the group size, the planes of a side taking them from
+    the top of the index range down. A load that passes the VXM on its way (a head mask) uses
+    three groups' worth in its group (the row, the mask, the product)."""
+    size = target.chip.mxm_load_streams
+    need = target.width(mxm_dtype) * (3 if converted else 1)
+    out: dict[int, tuple[bool, int, int]] = {}
+    count = {True: 0, False: 0}
+    for q in planes:
+        west = target.chip.slices[q].position < target.vxm_position
+        k = count[west]
+        count[west] += 1
+        base = target.streams - size * (k + 1)
+        if base < 0:
+            raise CompileError(f"more planes than load groups on one side ({len(planes)})")
+        out[q] = (west, base, need)
+    return out
+
+
 def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str,
-          split_at: int, alus: list[int]) -> tuple[Pipe, Streams]:
-    """The pipe that loads the pass's weight rows into every plane (LW, one row a cycle)."""
-    s_load = Streams(split_at, target.streams)
+          groups: dict[int, tuple[bool, int, int]], alus: list[int]) -> tuple[Pipe, Streams]:
+    """The pipe that loads the pass's weight rows into every plane: an LW of one row a cycle,
+    the row on the first streams of the plane's load group."""
+    blocked = {w: set(range(target.streams)) for w in (True, False)}
+    for west, base, need in groups.values():
+        for side in (west, not west) if ps.w_conv is not None else (west,):
+            blocked[side] -= set(range(base, base + need))
+    s_load = Streams(0, target.streams, blocked=blocked)
     loads = []
     for q, src in zip(planes, ps.w, strict=True):
         v = Read(src.loc, src.chunk, src.row, 1, note)
         if ps.w_conv is not None:
             v = ps.w_conv(v, note, src.chunk)
-        loads.append(Op("LW", mxm_dtype, (v,), unit="mxm", queue=q, note=note))
+        v.at = groups[q][1]  # the LW reads the first streams of its group
+        loads.append(Op("LW", mxm_dtype, (v,), unit="mxm", queue=q, imm=1, note=note))
     return Pipe(timed(target, loads, s_load, Alus(target, alus)), ps.k_rows), s_load
 
 

@@ -100,6 +100,7 @@ class TransposeStep:
     x: tuple[str, ...]
     mxm: str
     note: str
+    eye: str = ""  # the identity rows streamed through (a constant of the MXM dtype)
     x_row: int = 0  # rows x_row .. x_row + n of x
     x_rows: int | None = None
     out_row: int = 0
@@ -156,6 +157,7 @@ class Lowering:
     count: int = 0
     _splits: dict = field(default_factory=dict)
     lanemaps: list = field(default_factory=list)
+    _consts: dict = field(default_factory=dict)
 
     def lanemap(self, values: list[int]) -> int:
         """The index of an SXM lane map (z[l] = x[map[l]], -1: zero)."""
@@ -550,7 +552,7 @@ class Lowering:
         self.steps.append(MapStep(oh_t, E.unary("Relu", E.add(E.unary("Neg", diff),
                                                              E.Imm(1.0))), f"{n.name} one-hot"))
         oh = self.tensor(self.fresh(f"{n.outputs[0]}.onehot"), ic, vocab)
-        self.steps.append(TransposeStep(oh, self.split(E.Leaf(oh_t), vocab, ic, 1,
+        self.steps.append(self._transpose(oh, self.split(E.Leaf(oh_t), vocab, ic, 1,
                                                        self.mode.exact), self.mode.exact,
                                         f"{n.name} one-hot"))
         out = self.tensor(self.fresh(n.outputs[0]), ic, d)
@@ -599,9 +601,17 @@ class Lowering:
             return
         rows, cols = self.dims(n.inputs[0])
         out = self.tensor(self.fresh(n.outputs[0]), cols, rows)
-        self.steps.append(TransposeStep(out, self.tparts(self.leaf(n.inputs[0]), rows, cols),
+        self.steps.append(self._transpose(out, self.tparts(self.leaf(n.inputs[0]), rows, cols),
                                         self.mode.exact, n.name))
         self.exprs[n.outputs[0]] = E.Leaf(out)
+
+    def _transpose(self, out: str, x: tuple[str, ...], mxm: str, note: str,
+                   **kw) -> TransposeStep:
+        """A TransposeStep, with the identity it streams (one constant per program)."""
+        if "eye" not in self._consts:
+            lanes = self.target.lanes
+            self._consts["eye"] = self.const("eye", np.eye(lanes, dtype=np.float32), mxm)
+        return TransposeStep(out, x, mxm, note, self._consts["eye"], **kw)
 
     def tparts(self, e, rows: int, cols: int) -> tuple[str, ...]:
         """e in parts for an exact transpose (one part, rounded, in the 16-bit modes)."""
@@ -742,20 +752,21 @@ class Lowering:
         if n.attr("causal"):
             s = E.add(s, E.Leaf(self.const("causal", causal_mask(rows, cols))))
         xt = self.tensor(self.fresh(f"{n.outputs[0]}.T"), cols, rows)
-        self.steps.append(TransposeStep(xt, self.tparts(s, rows, cols), self.mode.exact,
+        self.steps.append(self._transpose(xt, self.tparts(s, rows, cols), self.mode.exact,
                                         n.name))
         pt = self.softmax_rows(xt, cols, rows, 1, n.name)
         out = self.tensor(self.fresh(n.outputs[0]), rows, cols)
-        self.steps.append(TransposeStep(out, self.tparts(E.Leaf(pt), cols, rows),
+        self.steps.append(self._transpose(out, self.tparts(E.Leaf(pt), cols, rows),
                                         self.mode.exact, n.name))
         self.exprs[n.outputs[0]] = E.Leaf(out)
 
-    def softmax_rows(self, st: str, rows: int, cols: int, groups: int, note: str) -> str:
-        """Softmax down the columns of `groups` stacked blocks of `rows` rows of st."""
+    def softmax_rows(self, st: str, rows: int, cols: int, groups: int, note: str,
+                     parts: int = 0, dtype: str = "fp32") -> str | tuple[str, ...]:
+        """Softmax down the columns of `groups` stacked blocks of `rows` rows of st: fp32, or
+        directly as `parts` parts of `dtype` (what an MXM operand needs: no fp32 pass between)."""
         m = self.tensor(self.fresh(f"{st}.max"), groups, cols)
         z = self.tensor(self.fresh(f"{st}.sum"), groups, cols)
         e = self.tensor(self.fresh(f"{st}.exp"), groups * rows, cols)
-        p = self.tensor(self.fresh(f"{st}.p"), groups * rows, cols)
         for g in range(groups):
             self.steps.append(ReduceStep(m, "max", E.Leaf(st), rows, f"{note} max",
                                          row0=g * rows, out_row=g))
@@ -763,11 +774,19 @@ class Lowering:
             ex = E.unary("Exp", E.sub(E.Leaf(st), E.Leaf(m, "row", g)))
             self.steps.append(ReduceStep(z, "sum", ex, rows, f"{note} exp, sum", also=e,
                                          row0=g * rows, out_row=g))
+        outs = [self.tensor(self.fresh(f"{st}.p"), groups * rows, cols)] if not parts else [
+            self.tensor(self.fresh(f"{st}.p.{dtype}{i}"), groups * rows, cols, dtype=dtype)
+            for i in range(parts)]
         for g in range(groups):
-            self.steps.append(MapStep(p, E.mul(E.Leaf(e), reciprocal(E.Leaf(z, "row", g),
-                                                                     positive=True)),
-                                      f"{note} normalise", row0=g * rows, rows=rows))
-        return p
+            p = E.mul(E.Leaf(e), reciprocal(E.Leaf(z, "row", g), positive=True))
+            for i, out in enumerate(outs):
+                r = p
+                for prev in outs[:i]:
+                    r = E.sub(r, E.Ex("Cvt", (E.Leaf(prev),), dtype=dtype, dtype2="fp32"))
+                ex = r if not parts else E.Ex("Cvt", (r,), dtype2=dtype)
+                self.steps.append(MapStep(out, self.staged(ex, groups * rows, cols),
+                                          f"{note} normalise", row0=g * rows, rows=rows))
+        return outs[0] if not parts else tuple(outs)
 
     def op_Attention(self, n: Node) -> None:
         q, k, v = (self.leaf(i).name for i in n.inputs[:3])
@@ -810,15 +829,27 @@ class Lowering:
             tile = (h * dh) // lanes  # the only K tile the head's mask lets through
             self.steps.append(MmStep(st, (Term(ks, qs, "IWT", p, (hmask, h), k_tiles=(tile,)),),
                                      epi, mxm, f"{n.name} scores h{h}", out_row=h * sk, rows=sk))
-        pt = self.softmax_rows(st, sk, sq, heads, n.name)
-        probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs"), heads * sq, sk)
-        pts = self.tparts(E.Leaf(pt), heads * sk, sq)
-        for h in range(heads):
-            self.steps.append(TransposeStep(probs, pts, self.mode.exact,
-                                            f"{n.name} probs h{h}", x_row=h * sk, x_rows=sk,
-                                            out_row=h * sq))
+        exact = self.mode.exact
+        if mxm == exact:  # the probabilities in parts, transposed part by part (exactly)
+            ps = []
+            for i, part in enumerate(self.softmax_rows(st, sk, sq, heads, n.name, p, exact)):
+                probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs{i}"), heads * sq, sk,
+                                    dtype=exact)
+                for h in range(heads):
+                    self.steps.append(self._transpose(probs, (part,), exact,
+                                                      f"{n.name} probs h{h}", x_row=h * sk,
+                                                      x_rows=sk, out_row=h * sq))
+                ps.append(probs)
+            ps = tuple(ps)
+        else:
+            pt = self.softmax_rows(st, sk, sq, heads, n.name)
+            probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs"), heads * sq, sk)
+            pts = self.tparts(E.Leaf(pt), heads * sk, sq)
+            for h in range(heads):
+                self.steps.append(self._transpose(probs, pts, exact, f"{n.name} probs h{h}",
+                                                  x_row=h * sk, x_rows=sk, out_row=h * sq))
+            ps = self.split(E.Leaf(probs), heads * sq, sk, p, mxm)
         out = self.tensor(self.fresh(n.outputs[0]), sq, d)
-        ps = self.split(E.Leaf(probs), heads * sq, sk, p, mxm)
         terms = tuple(Term(ps, vs, "IW", p, None, (hmask, h), x_row=h * sq)
                       for h in range(heads))
         self.steps.append(MmStep(out, terms, ACC, mxm, f"{n.name} context"))
@@ -833,7 +864,7 @@ class Lowering:
         if (rows, cols) != (sq, sk):
             raise UsageError(f"attention mask {value}: shape {(rows, cols)}, wanted {(sq, sk)}")
         out = self.tensor(self.fresh(f"{value}.T"), sk, sq)
-        self.steps.append(TransposeStep(out, self.tparts(self.leaf(value), sq, sk),
+        self.steps.append(self._transpose(out, self.tparts(self.leaf(value), sq, sk),
                                         self.mode.exact, f"{value} transposed"))
         return out
 

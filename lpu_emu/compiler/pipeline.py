@@ -105,12 +105,12 @@ def _sanitise(name: str) -> str:
 
 
 def place(low: Lowered, target: Target, memory: Memory) -> dict[str, Loc]:
-    """Every chip tensor gets a Loc; tensors that one step uses together get different homes
-    (a kernel reads or writes each MEM slice at most once a cycle)."""
+    """Every chip tensor gets a Loc; tensors that one run of steps (one kernel) uses together
+    get different homes (a kernel reads or writes each MEM slice at most once a cycle)."""
     together: dict[str, set[str]] = {n: set() for n in low.tensors}
     order: list[str] = []
-    for step in low.steps:
-        names = _step_tensors(step)
+    for run in build.runs(low.steps):
+        names = list(dict.fromkeys(n for step in run for n in _step_tensors(step)))
         for n in names:
             together[n] |= set(names) - {n}
             if n not in order:
@@ -119,10 +119,13 @@ def place(low: Lowered, target: Target, memory: Memory) -> dict[str, Loc]:
         if n not in order:
             order.append(n)
     locs: dict[str, Loc] = {}
-    for n in order:
+    for n in order:  # decided elsewhere (a KV cache): first, so the others keep clear of them
         spec = low.tensors[n]
         if spec.pinned is not None:
             locs[n] = spec.pinned.view(n, 0, spec.pinned.rows)
+    for n in order:
+        spec = low.tensors[n]
+        if n in locs:
             continue
         if spec.view is not None:
             base, row0 = spec.view
@@ -143,7 +146,7 @@ def _step_tensors(step) -> list[str]:
     elif isinstance(step, ReduceStep):
         names += [lf.name for lf in E.leaves(step.expr)] + ([step.also] if step.also else [])
     elif isinstance(step, TransposeStep):
-        names += list(step.x)
+        names += [*step.x, step.eye]
     else:
         names += [lf.name for lf in E.leaves(step.epilogue) if lf.name != "@acc"]
         for t in step.terms:
@@ -175,20 +178,8 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
     scales = _calibrate(graph, calibration) if mode.quantized else {}
     lowered = lower(graph, mode, target, pinned, scales)
     memory = memory or Memory(target)
-    eye = None
-    if any(isinstance(s, TransposeStep) for s in lowered.steps):
-        eye_name = "eye"
-        while eye_name in lowered.tensors:
-            eye_name += "_"
-        from lpu_emu.compiler.lowering import TensorSpec
-        lowered.tensors[eye_name] = TensorSpec(eye_name, target.lanes, target.lanes,
-                                               dtype=mode.exact, role="const",
-                                               data=np.eye(target.lanes, dtype=np.float32))
     locs = place(lowered, target, memory)
-    if eye is None and "eye" in locs:
-        eye = next(locs[n] for n in locs if lowered.tensors[n].data is not None
-                   and n.startswith("eye"))
-    kernels = build.kernels(target, lowered.steps, locs, eye)
+    kernels = build.kernels(target, lowered.steps, locs)
     placed = schedule(kernels, target)
     em, notes = emit(placed, target)
     symbol_of = {c: _sanitise(g) for g, c in lowered.inputs.items()}

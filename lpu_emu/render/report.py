@@ -160,7 +160,7 @@ def check_line(error: tuple[float, float], dtype: str) -> str:
 
 def demo_layer_dict(description: str, report: Report, error: tuple[float, float]) -> dict:
     """`lpu demo`'s compiled layer as JSON (for `lpu demo --json`): what, the report, the check."""
-    return {"layer": description, "report": report.to_json(),
+    return {"description": description, "report": report.to_json(),
             "check": check_dict(error, report.mode)}
 
 

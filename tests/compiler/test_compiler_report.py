@@ -199,7 +199,7 @@ def test_demo_layer_dict(hand) -> None:
     from lpu_emu.render.report import demo_layer_dict
     _, r = hand
     doc = json.loads(json.dumps(demo_layer_dict("a layer", r, (0.01, 2.0))))
-    assert doc["layer"] == "a layer" and doc["report"]["cycles"] == r.cycles
+    assert doc["description"] == "a layer" and doc["report"]["cycles"] == r.cycles
     assert doc["check"] == {"max_abs_error": 0.01, "max_abs_value": 2.0, "relative": 0.005,
                             "bound": 5e-2, "ok": True}
     assert demo_layer_dict("a layer", r, (0.2, 2.0))["check"]["ok"] is False
