@@ -4,7 +4,6 @@ fenced block opening with `$ lpu ...`) is what the command prints (`...` stands 
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 
@@ -45,11 +44,16 @@ def test_readme_headline_numbers_are_the_derived_ones(name: str) -> None:
 
 def samples(text: str) -> list[tuple[list[str], list[str]]]:
     """(command arguments, expected output lines) of every fenced `$ lpu ...` block."""
-    out = []
-    for block in re.findall(r"^```\n(.*?)^```$", text, flags=re.S | re.M):
-        lines = block.splitlines()
-        if lines and lines[0].startswith("$ lpu "):
-            out.append((shlex.split(lines[0][len("$ lpu "):]), lines[1:]))
+    out, block = [], None
+    for line in text.splitlines():
+        if block is None and line.startswith("```"):
+            block = []  # a fence opens (``` or ```sh ...)
+        elif block is not None and line == "```":
+            if block and block[0].startswith("$ lpu "):
+                out.append((shlex.split(block[0][len("$ lpu "):]), block[1:]))
+            block = None
+        elif block is not None:
+            block.append(line)
     return out
 
 
@@ -75,7 +79,8 @@ SAMPLES = samples(README)
 
 def test_the_readme_has_output_samples() -> None:
     assert [args[:2] for args, _ in SAMPLES] == [
-        ["run", "programs/vecadd.lpu"], ["run", "programs/broken/late.lpu"]]
+        ["demo"], ["run", "programs/vecadd.lpu"], ["run", "programs/broken/late.lpu"],
+        ["trace", "programs/vecadd.lpu"], ["compile", "--builtin"]]
 
 
 @pytest.mark.parametrize(("args", "expected"), SAMPLES, ids=[" ".join(a) for a, _ in SAMPLES])
