@@ -179,7 +179,7 @@ def test_demo_shows_the_compiled_layer(lpu) -> None:
     r = lpu("demo")
     assert r.exit_code == 0, r.stderr
     out = lines(r.stdout)
-    k = out.index("compiled: BERT encoder layer, d 384, 12 heads, d_ff 1536, seq 16")
+    k = out.index("compiled: BERT encoder layer, d 384, 12 heads, d_ff 1536, seq 128")
     assert out[k + 1].startswith("bert_layer.lpu on lp30, bf16: ")
     assert out[k + 2].startswith("MXM: ")
     assert out[k + 3].startswith("roofline: ")
