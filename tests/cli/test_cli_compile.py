@@ -224,3 +224,16 @@ def test_progress_bar_stays_hidden_for_quick_work(monkeypatch) -> None:
         stages.stage("compiling")
         stages.stage("planning")
     assert stages.progress is None and buf.getvalue() == ""
+
+
+@pytest.mark.parametrize("layer", ["bert-layer", "gpt-layer"])
+@pytest.mark.parametrize("dtype, bound", [("fp32", 1e-4), ("bf16", 2e-2), ("fp16", 2e-2),
+                                          ("int8", 5e-2), ("fp8", 1e-1)])
+def test_compile_run_every_mode_within_its_bound(lpu, layer: str, dtype: str,
+                                                 bound: float) -> None:
+    args = ["--seq", "4", "--d-model", "64", "--heads", "2", "--d-ff", "128", "--dtype", dtype]
+    r = lpu("compile", "--builtin", layer, *args, "--run", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["mode"] == dtype and doc["check"]["bound"] == bound
+    assert doc["check"]["ok"] is True and doc["check"]["relative"] <= bound
