@@ -51,6 +51,11 @@ def iw(m: Machine, plane: int, cycle: int, lands_at: int, transposed: bool = Fal
     m.wbuf_rows[plane] = 0
 
 
+def iwt(m: Machine, plane: int, cycle: int, lands_at: int) -> None:
+    """IW of the buffered rows transposed: row j becomes column j of the weights."""
+    iw(m, plane, cycle, lands_at, transposed=True)
+
+
 def abc(m: Machine, plane: int, acc: int) -> None:
     """Clear accumulator `acc` of the plane."""
     m.acc[plane, acc % m.acc.shape[1]] = 0
