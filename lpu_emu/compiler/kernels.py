@@ -217,12 +217,13 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
         t += job.rows
         for i, ps in enumerate(job.passes):
             if prev is None or not _same_weights(ps, prev):
-                pipe, s_load = _load(target, note, ps, planes, mxm_dtype, groups, load_alus)
-                lw_ts = [s.t for s in pipe.slots if s.mnemonic == "LW"]
-                pipe.start = max(t - min(lw_ts), after(target, loads, pipe))
-                loads.append(pipe)
-                streams.append(s_load)
-                t = pipe.start + max(lw_ts) + ps.k_rows
+                for pipe, s_load in _load(target, note, ps, planes, mxm_dtype, groups,
+                                          load_alus):
+                    lw_ts = [s.t for s in pipe.slots if s.mnemonic == "LW"]
+                    pipe.start = max(t - min(lw_ts), after(target, loads, pipe))
+                    loads.append(pipe)
+                    streams.append(s_load)
+                    t = pipe.start + max(lw_ts) + pipe.count
                 for q in planes:
                     pipes.append(Pipe([Slot(q, ps.install, None, (), 0, note=note)], 1, t))
                 t += lat_iw
@@ -264,10 +265,12 @@ def _load_groups(target: Target, planes: list[int], mxm_dtype: str,
                  converted: bool) -> dict[int, tuple[bool, int, int]]:
     """Plane -> (west, first stream, streams used) of the load group its LW reads: groups of
     `mxm_load_streams` streams aligned to the group size, the planes of a side taking them from
-    the top of the index range down. A load that passes the VXM on its way (a head mask) uses
-    three groups' worth in its group (the row, the mask, the product)."""
+    the top of the index range down; `Target.lw_rows` rows a cycle (striped weights). A load
+    that passes the VXM on its way (a head mask) takes one row a cycle and three rows' streams
+    (the row, the mask, the product)."""
     size = target.chip.mxm_load_streams
-    need = target.width(mxm_dtype) * (3 if converted else 1)
+    w = target.width(mxm_dtype)
+    need = w * 3 if converted else w * target.lw_rows(mxm_dtype)
     out: dict[int, tuple[bool, int, int]] = {}
     count = {True: 0, False: 0}
     for q in planes:
@@ -282,22 +285,41 @@ def _load_groups(target: Target, planes: list[int], mxm_dtype: str,
 
 
 def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str,
-          groups: dict[int, tuple[bool, int, int]], alus: list[int]) -> tuple[Pipe, Streams]:
-    """The pipe that loads the pass's weight rows into every plane: an LW of one row a cycle,
-    the row on the first streams of the plane's load group."""
+          groups: dict[int, tuple[bool, int, int]], alus: list[int]) -> list[tuple[Pipe, Streams]]:
+    """The pipes that load the pass's weight rows into every plane, each LW's rows on the first
+    streams of the plane's load group. Striped weights (constants: row r in stripe r mod n) give
+    n rows an LW, one from each stripe (then one LW for the rows left over); other operands one
+    row an LW."""
     blocked = {w: set(range(target.streams)) for w in (True, False)}
     for west, base, need in groups.values():
         for side in (west, not west) if ps.w_conv is not None else (west,):
             blocked[side] -= set(range(base, base + need))
-    s_load = Streams(0, target.streams, blocked=blocked)
-    loads = []
-    for q, src in zip(planes, ps.w, strict=True):
-        v = Read(src.loc, src.chunk, src.row, 1, note)
-        if ps.w_conv is not None:
-            v = ps.w_conv(v, note, src.chunk)
-        v.at = groups[q][1]  # the LW reads the first streams of its group
-        loads.append(Op("LW", mxm_dtype, (v,), unit="mxm", queue=q, imm=1, note=note))
-    return Pipe(timed(target, loads, s_load, Alus(target, alus)), ps.k_rows), s_load
+    w = target.width(mxm_dtype)
+    stripes = {len(src.loc.stripes) for src in ps.w}
+    n = stripes.pop() if len(stripes) == 1 else 0
+    n = n if n > 1 and ps.w_conv is None and all(src.row % n == 0 for src in ps.w) else 1
+    full, rest = divmod(ps.k_rows, n)
+    out = []
+    for first, count, rows in ((0, full, n), (full, 1 if rest else 0, rest)):
+        if count == 0:
+            continue
+        s_load = Streams(0, target.streams, blocked={k: set(v) for k, v in blocked.items()})
+        loads = []
+        for q, src in zip(planes, ps.w, strict=True):
+            reads = []
+            for j in range(rows):
+                if n > 1:
+                    v = Read(src.loc.stripes[j], src.chunk, src.row // n + first, 1, note)
+                else:
+                    v = Read(src.loc, src.chunk, src.row + first, 1, note)
+                    if ps.w_conv is not None:
+                        v = ps.w_conv(v, note, src.chunk)
+                v.at = groups[q][1] + j * w  # row j of the LW: streams base + j*w onwards
+                reads.append(v)
+            loads.append(Op("LW", mxm_dtype, tuple(reads), unit="mxm", queue=q, imm=rows,
+                            note=note))
+        out.append((Pipe(timed(target, loads, s_load, Alus(target, alus)), count), s_load))
+    return out
 
 
 ACC_LEAF = E.Leaf("@acc")  # an epilogue's accumulator

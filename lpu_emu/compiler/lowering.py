@@ -51,6 +51,8 @@ class TensorSpec:
     bcast: bool = False  # one value per row, repeated across the lanes
     pinned: object = None  # a Loc decided elsewhere (a KV cache that outlives this program)
     view: tuple | None = None  # (tensor, first row): rows of another tensor, no copy
+    stripes: int = 1  # stored as this many tensors, row r in stripe r mod stripes (MXM weights,
+    # so that one LW takes a row from each: see Target.lw_rows)
 
 
 @dataclass(frozen=True)
@@ -184,13 +186,13 @@ class Lowering:
         self.tensors[name] = TensorSpec(name, rows, cols, **kw)
         return name
 
-    def const(self, base: str, data: np.ndarray, dtype: str = "fp32") -> str:
+    def const(self, base: str, data: np.ndarray, dtype: str = "fp32", stripes: int = 1) -> str:
         data = np.asarray(data, dtype=np.float32)
         if data.ndim == 1:
             data = data[None, :]
         rows, cols = dims(data.shape)
         return self.tensor(self.fresh(base), rows, cols, dtype=dtype,
-                           data=data.reshape(rows, cols), role="const")
+                           data=data.reshape(rows, cols), role="const", stripes=stripes)
 
     def dims(self, value: str) -> tuple[int, int]:
         return dims(self.graph.value(value).shape)
@@ -668,7 +670,7 @@ class Lowering:
         if mode.quantized:  # symmetric int8: per output column for W, per tensor for x
             scale = np.maximum(np.abs(w).max(axis=0), np.finfo(np.float32).tiny) / 127.0
             q = np.clip(np.round(w / scale), -127, 127).astype(np.float32)
-            wq = self.const(f"{name}.q", q, "int8")
+            wq = self.const(f"{name}.q", q, "int8", self.target.lw_rows("int8"))
             sx = float(self.act_scale.get(value, 1.0))
             out_scale = self.const(f"{name}.scale", (scale * sx).astype(np.float32)[None, :])
             return Term((self.quantize(x, rows, k, sx),), (wq,)), out_scale
@@ -676,7 +678,8 @@ class Lowering:
         rest = w.astype(np.float32)
         for j in range(mode.parts):
             part = from_storage(to_storage(rest, mode.mxm), mode.mxm).astype(np.float32)
-            parts.append(self.const(f"{name}.{j}" if mode.parts > 1 else name, part, mode.mxm))
+            parts.append(self.const(f"{name}.{j}" if mode.parts > 1 else name, part, mode.mxm,
+                                    self.target.lw_rows(mode.mxm)))
             rest = rest - part
         xs = self.split(E.Leaf(x), rows, k, mode.parts, mode.mxm)
         return Term(xs, tuple(parts), parts=mode.parts), None
@@ -704,7 +707,8 @@ class Lowering:
         if cols not in self._ones_cache:
             self._ones_cache[cols] = self.const(f"ones{cols}",
                                                 np.ones((cols, self.target.lanes)),
-                                                self.mode.exact)
+                                                self.mode.exact,
+                                                self.target.lw_rows(self.mode.exact))
         return self._ones_cache[cols]
 
     def op_LayerNormalization(self, n: Node) -> None:

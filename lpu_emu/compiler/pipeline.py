@@ -131,8 +131,16 @@ def place(low: Lowered, target: Target, memory: Memory) -> dict[str, Loc]:
             base, row0 = spec.view
             locs[n] = locs[base].view(n, row0, spec.rows)
             continue
-        avoid = set().union(*(locs[m].homes() for m in together[n] if m in locs))
-        locs[n] = memory.alloc(n, spec.dtype, spec.rows, spec.cols, avoid)
+        if spec.stripes > 1 and spec.rows > 1:
+            # weights: the passes of a kernel load one weight tensor at a time, so the striped
+            # weights of a run may share slices (the queue order keeps their loads apart)
+            avoid = set().union(*(locs[m].homes() for m in together[n]
+                                  if m in locs and low.tensors[m].stripes == 1))
+            locs[n] = memory.alloc_striped(n, spec.dtype, spec.rows, spec.cols, spec.stripes,
+                                           avoid)
+        else:
+            avoid = set().union(*(locs[m].homes() for m in together[n] if m in locs))
+            locs[n] = memory.alloc(n, spec.dtype, spec.rows, spec.cols, avoid)
     return locs
 
 
@@ -160,11 +168,14 @@ def _segments(low: Lowered, locs: dict[str, Loc], lanes: int) -> list[Segment]:
         if spec.data is None:
             continue
         loc = locs[name]
-        for c, sym in enumerate(loc.symbols()):
-            vals = spec.data[:, c * lanes:c * lanes + loc.chunk_cols(c)]
-            image = encode_tensor(sym, vals, lanes)
-            for p, s in enumerate(sym.slices):
-                segs.append(Segment(s, sym.bank, sym.addr, image[:, p].tobytes()))
+        parts = [(s, spec.data[k::len(loc.stripes)]) for k, s in enumerate(loc.stripes)] or [
+            (loc, spec.data)]
+        for part, data in parts:
+            for c, sym in enumerate(part.symbols()):
+                vals = data[:, c * lanes:c * lanes + part.chunk_cols(c)]
+                image = encode_tensor(sym, vals, lanes)
+                for p, s in enumerate(sym.slices):
+                    segs.append(Segment(s, sym.bank, sym.addr, image[:, p].tobytes()))
     return segs
 
 

@@ -10,6 +10,7 @@ kernel reads or writes each slice at most once a cycle).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ class Loc:
     chunks: tuple[Chunk, ...]
     lanes: int
     base: str = ""  # the storage it views (dependencies are tracked per storage)
+    stripes: tuple[Loc, ...] = ()  # striped: row r is row r // n of stripes[r % n] (no chunks)
 
     def __post_init__(self) -> None:
         if not self.base:
@@ -73,10 +75,13 @@ class Loc:
 
     def homes(self) -> set[int]:
         """Every slice (queue index) the tensor occupies."""
-        return set().union(*(c.home for c in self.chunks))
+        return set().union(*(c.home for c in self.chunks), *(s.homes() for s in self.stripes))
 
     def symbols(self) -> list[Tensor]:
-        """The program's named tensors: one per chunk (`name.c`) when wider than the lanes."""
+        """The program's named tensors: one per chunk (`name.c`) when wider than the lanes; a
+        striped tensor's stripes (`name.sK`)."""
+        if self.stripes:
+            return [t for s in self.stripes for t in s.symbols()]
         out = []
         for c, ch in enumerate(self.chunks):
             name = self.name if self.nchunks == 1 else f"{self.name}.{c}"
@@ -138,3 +143,15 @@ class Memory:
                 self.free[(s.index, b)] = addr + rows
             chunks.append(Chunk(group, b, addr))
         return Loc(name, dtype, rows, cols, tuple(chunks), t.lanes)
+
+    def alloc_striped(self, name: str, dtype: str, rows: int, cols: int, stripes: int,
+                      avoid: set[int] | frozenset[int] = frozenset()) -> Loc:
+        """A tensor stored as `stripes` tensors on different slices, row r in stripe r mod
+        stripes, so that one LW can take `stripes` consecutive rows in one cycle."""
+        parts: list[Loc] = []
+        for k in range(stripes):
+            taken = set(avoid).union(*(p.homes() for p in parts))
+            n = len(range(k, rows, stripes))
+            parts.append(self.alloc(f"{name}.s{k}", dtype, n, cols, taken))
+        parts = [dataclasses.replace(p, base=name) for p in parts]
+        return Loc(name, dtype, rows, cols, (), self.target.lanes, name, tuple(parts))

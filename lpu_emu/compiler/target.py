@@ -89,6 +89,14 @@ class Target:
             out += [s.index for s in (w[i:i + 1] + e[i:i + 1])]
         return out
 
+    def lw_rows(self, dtype: str) -> int:
+        """Weight rows one LW takes per cycle when every plane an MXM kernel may use loads at
+        once: a hemisphere's planes share the streams flowing toward them, a load group
+        (`mxm_load_streams`) each, less the half the activations and epilogues need."""
+        per_side = max(1, len(self.planes_for(dtype)) // 2)
+        streams = min(self.chip.mxm_load_streams, self.streams // (2 * per_side))
+        return max(1, streams // self.width(dtype))
+
     def width(self, dtype: str) -> int:
         return self.isa.dtypes[dtype].width
 

@@ -451,7 +451,7 @@ class Interpreter:
 
     def op_iwt(self, c: int) -> Step:
         plane, lands = int(self.row[UNIT]), c + int(self.row[LAT])
-        return Step(apply=lambda: mxm.iw(self.m, plane, c, lands, transposed=True))
+        return Step(apply=lambda: mxm.iwt(self.m, plane, c, lands))
 
     def op_abc(self, c: int) -> Step:
         plane, a = int(self.row[UNIT]), int(self.row[IMM])

@@ -116,9 +116,9 @@ def test_demo_on_another_chip_lists_what_runs_where(lpu, prog):
     r = lpu("demo", "--chip", "tsp-v1")
     assert r.exit_code == 0
     assert r.stdout.splitlines() == [
-        "lpu demo: 0 of 6 example programs from programs/ run on tsp-v1",
+        "lpu demo: 0 of 7 example programs from programs/ run on tsp-v1",
         "written for lp30 (`lpu demo --chip lp30`): vecadd, matvec, gelu, transpose, repeat, "
-        "sync"]
+        "sync, mxm4"]
 
 
 def test_one_cycle_is_singular(lpu, prog):

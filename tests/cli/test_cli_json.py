@@ -115,11 +115,11 @@ def test_json_values_by_hand(outputs):
     assert run[1]["outputs"]["z"]["values"][:3] == [11, 18, 33] and run[1]["cycles"] == 7
     assert run[2]["stopped"] is True and run[2]["outputs"] == {}  # a stopped run shows none
     demo = outputs["`lpu demo --json`"]
-    assert demo[0]["ok"] is True and len(demo[0]["examples"]) == 6 and demo[0]["not_run"] == []
+    assert demo[0]["ok"] is True and len(demo[0]["examples"]) == 7 and demo[0]["not_run"] == []
     assert demo[1]["examples"] == [] and {e["chip"] for e in demo[1]["not_run"]} == {"lp30"}
     asm, disasm = outputs["`lpu asm SOURCE --json`, `lpu disasm OBJ -o OUT --json`"]
     assert (asm["instructions"], asm["first_cycle"], asm["last_cycle"]) == (4, 0, 6)
     assert disasm["output"] == "again.lpu"
     isa = outputs["`lpu isa --json`"][0]
-    assert len(isa["instructions"]) == 41 and isa["dtypes"]["bf16"] == {
+    assert len(isa["instructions"]) == 42 and isa["dtypes"]["bf16"] == {
         "code": 4, "width": 2, "kind": "float"}

@@ -86,7 +86,8 @@ def test_the_readme_has_output_samples() -> None:
 @pytest.mark.parametrize(("args", "expected"), SAMPLES, ids=[" ".join(a) for a, _ in SAMPLES])
 def test_readme_sample_output_is_what_the_command_prints(args, expected, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
-    runner = CliRunner(env={"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None})
+    columns = "100" if args[0] == "trace" else "80"  # the tracer's views are laid out for 100
+    runner = CliRunner(env={"NO_COLOR": "1", "COLUMNS": columns, "FORCE_COLOR": None})
     result = runner.invoke(main, args, catch_exceptions=False)
     actual = result.output.splitlines()
     assert matches(expected, actual), "\n".join(["README:", *expected, "printed:", *actual])

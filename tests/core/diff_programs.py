@@ -270,7 +270,8 @@ class Gen:
             self.emit(s.index, c, "Scatter", dtype, index=idx, src=src, base=(bank, self._addr()))
 
     def mxm(self, t0: int) -> None:
-        """Load groups of rows (LW's rows operand at random), install, then ACCs. fp16/bf16 ACCs
+        """Load groups of rows (LW's rows operand at random), install (IW or IWT), then ACCs.
+        fp16/bf16 ACCs
         go to the even plane of a pair and keep both queues busy for the float occupancy (an odd
         plane or a busy partner, rarely, on purpose: mxm-pair)."""
         r = self.rnd
@@ -293,8 +294,9 @@ class Gen:
                 self.emit(s.index, c, "LW", dtype, src=src, rows=rows)
                 c += 1
             c = self.slot(s.index, c, 20)
-            self.emit(s.index, c, "IW", occ=self.occ("IW"))
-            c += r.choice((self.lat("IW"), 20, 2))  # 2: the ACC may come before the weights land
+            install = r.choice(("IW", "IWT"))  # IWT: the rows installed as columns
+            self.emit(s.index, c, install, occ=self.occ(install))
+            c += r.choice((self.lat(install), 20, 2))  # 2: the ACC may come before they land
         nacc = int(self.chip.p("mxm_accumulators"))
         occ = self.chip.mxm_float_occupancy if paired else 1
         for _ in range(r.randint(1, 3)):

@@ -16,6 +16,7 @@ from lpu_emu.core.plan import (
     DTYPE2,
     IMM,
     LAT,
+    MXM_PAIR,
     NCOL,
     OCC,
     OP,
@@ -41,12 +42,12 @@ from lpu_emu.errors import LoadError
 from lpu_emu.program import Program
 from lpu_emu.spec import Chip, Isa
 from lpu_emu.spec.encoding import decode
-from lpu_emu.spec.isa import SG16
+from lpu_emu.spec.isa import PAIRED_WIDTH, SG16
 
 
 def _width(kind: str, dtype, dtype2) -> int:
     return {"dtype": dtype.width if dtype else 1, "dtype2": dtype2.width if dtype2 else 1,
-            "one": 1, "acc": 4, "sg16": SG16}[kind]
+            "one": 1, "acc": 4, "sg16": SG16, "load": 0}[kind]  # load: rows x width, in _row
 
 
 def _latency(ins, chip: Chip) -> int:
@@ -83,10 +84,14 @@ def _row(isa: Isa, chip: Chip, program: Program, i: int) -> tuple[np.ndarray, ob
     row[QUEUE], row[POS], row[UNIT] = q, chip.slices[q].position, _unit(chip, q)
     row[LAT] = _latency(d.ins, chip)
     occ = d.ins.occupancy
-    row[OCC] = d.values["n"] if occ == "n" else (1 if occ == "repeat" else int(occ))
+    row[OCC] = d.values["n"] if occ == "n" else (1 if occ in ("repeat", "mxm") else int(occ))
     streams_in = [op for op in d.ins.operands if op.kind == "stream" and op.role == "in"]
     for op, (code_col, width_col) in zip(streams_in, ((SA, WA), (SB, WB)), strict=False):
         row[code_col], row[width_col] = d.values[op.name], _width(op.width, d.dtype, d.dtype2)
+        if op.width == "load":  # LW reads only the streams of the rows it takes
+            row[width_col] = d.values["rows"] * d.dtype.width
+    if occ == "mxm":
+        row[OCC] = chip.mxm_float_occupancy if d.dtype.width == PAIRED_WIDTH else 1
     for op in d.ins.operands:
         if op.kind == "stream" and op.role == "out":
             row[SC], row[WC] = d.values[op.name], _width(op.width, d.dtype, d.dtype2)
@@ -165,6 +170,48 @@ def _check_addresses(rows: list[np.ndarray], chip: Chip, isa: Isa) -> None:
             _flag(r, ADDRESS_VIOLATION, int(r[ADDR]), int(r[BANK]))
 
 
+def _pair_partners(chip: Chip) -> dict[int, int]:
+    """Even MXM plane queue -> the next plane's queue in its hemisphere (a float pair)."""
+    planes = {(s.hemisphere, s.unit): s.index for s in chip.slices if s.kind == "MXM"}
+    return {q: planes[(h, u + 1)] for (h, u), q in planes.items()
+            if u % PAIRED_WIDTH == 0 and (h, u + 1) in planes}
+
+
+def _check_mxm_pairs(rows: list[np.ndarray], by_queue: dict[int, list[int]], chip: Chip,
+                     isa: Isa) -> None:
+    """fp16/bf16 ACCs take a plane pair (ISCA 2020): issued on the pair's even plane, they keep
+    the odd plane's queue busy too. Flags a float ACC elsewhere, and the later (in Plan order) of
+    a float ACC and an issue of the odd plane whose busy intervals overlap."""
+    if int(chip.p("mxm_fp16_planes")) != PAIRED_WIDTH:
+        return
+    acc_op = isa.lookup("ACC").opcode
+    paired = {d.code for d in isa.dtypes.values() if d.width == PAIRED_WIDTH}
+    partners = _pair_partners(chip)
+    for q, idx in by_queue.items():
+        if chip.slices[q].kind != "MXM":
+            continue
+        floats = [j for j in idx if rows[j][OP] == acc_op and rows[j][DTYPE] in paired]
+        if q not in partners:
+            for j in floats:
+                _flag(rows[j], MXM_PAIR, -1, -1)
+            continue
+        if not floats:
+            continue
+        starts = np.array([rows[j][CYCLE] for j in floats])
+        ends = starts + np.array([rows[j][OCC] for j in floats])
+        for j2 in by_queue.get(partners[q], []):
+            c2 = int(rows[j2][CYCLE])
+            end2 = c2 + int(rows[j2][OCC])
+            i = int(np.searchsorted(starts, end2, side="left")) - 1
+            if i < 0 or ends[i] <= c2:
+                continue
+            j = floats[i]
+            if (int(rows[j][CYCLE]), j) < (c2, j2):
+                _flag(rows[j2], MXM_PAIR, int(ends[i]), q)
+            else:
+                _flag(rows[j], MXM_PAIR, end2, partners[q])
+
+
 def oracle_plan(program: Program, chip: Chip, isa: Isa) -> Plan:
     """Decode, expand and check a program for a chip (LoadError if it was built for another)."""
     if program.chip != chip.name:
@@ -173,6 +220,7 @@ def oracle_plan(program: Program, chip: Chip, isa: Isa) -> Plan:
     rows, by_queue = _expand(isa, chip, program)
     _check_queues(rows, by_queue, isa)
     _check_addresses(rows, chip, isa)
+    _check_mxm_pairs(rows, by_queue, chip, isa)
     issues = np.array(rows, dtype=np.int64).reshape(-1, NCOL)
     order = np.lexsort((np.arange(len(issues)), issues[:, CYCLE]))
     issues = np.ascontiguousarray(issues[order])

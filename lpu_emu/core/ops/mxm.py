@@ -52,7 +52,7 @@ def iw(m: Machine, plane: int, cycle: int, lands_at: int, transposed: bool = Fal
 
 
 def iwt(m: Machine, plane: int, cycle: int, lands_at: int) -> None:
-    """IWT: `iw` with the buffer installed transposed."""
+    """IW of the buffered rows transposed: row j becomes column j of the weights."""
     iw(m, plane, cycle, lands_at, transposed=True)
 
 
