@@ -15,7 +15,10 @@ from pathlib import Path
 import click
 
 from lpu_emu.cli.common import make_console, write_atomically
+from lpu_emu.compiler.builtin import BUILTINS
+from lpu_emu.compiler.precision import MODES
 from lpu_emu.errors import UsageError
+from lpu_emu.spec.chip import chip_names, default_chip_name
 
 PROGRESS_DELAY_S = 1.0  # a progress bar only for compiles that take longer than this
 SUFFIXES = (".lpu", ".lpx")
@@ -77,8 +80,9 @@ Examples:
   lpu compile --builtin bert-layer --json             the report as one JSON object
 """)
 @click.option("--builtin", "name", metavar="LAYER", required=True,
-              help="The layer: bert-layer (d 384, 12 heads, d_ff 1536, seq 128) or gpt-layer "
-                   "(d 512, 8 heads, d_ff 2048, seq 64).")
+              help="The layer: " + " or ".join(
+                  f"{n} (d {b.d_model}, {b.heads} heads, d_ff {b.d_ff}, seq {b.seq})"
+                  for n, b in BUILTINS.items()) + ".")
 @click.option("--seq", type=int, default=None, help="Tokens (gpt-layer --decode: cache rows).")
 @click.option("--decode", is_flag=True,
               help="gpt-layer: one decode step against a KV cache of --seq rows.")
@@ -86,8 +90,9 @@ Examples:
 @click.option("--d-model", type=int, default=None, help="Model width.")
 @click.option("--d-ff", type=int, default=None, help="Feed-forward width.")
 @click.option("--dtype", default="fp32", show_default=True, metavar="MODE",
-              help="Precision mode: fp32, bf16, fp16, int8, fp8.")
-@click.option("--chip", metavar="NAME", default=None, help="Chip preset (default: lp30).")
+              help=f"Precision mode: {', '.join(MODES)}.")
+@click.option("--chip", metavar="NAME", default=None,
+              help=f"Chip preset ({', '.join(chip_names())}; default: {default_chip_name()}).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the program: .lpu (commented assembly) or .lpx (object file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")

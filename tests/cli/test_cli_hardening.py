@@ -115,10 +115,14 @@ def test_asm_and_run_sandbox(lpu, prog):
 def test_demo_on_another_chip_lists_what_runs_where(lpu, prog):
     r = lpu("demo", "--chip", "tsp-v1")
     assert r.exit_code == 0
-    assert r.stdout.splitlines() == [
+    out = r.stdout.splitlines()
+    assert out[:3] == [
         "lpu demo: 0 of 7 example programs from programs/ run on tsp-v1",
         "written for lp30 (`lpu demo --chip lp30`): vecadd, matvec, gelu, transpose, repeat, "
-        "sync, mxm4"]
+        "sync, mxm4", ""]
+    # then the BERT layer, compiled for the chip asked for
+    assert out[3] == "compiled: BERT encoder layer, d 384, 12 heads, d_ff 1536, seq 128"
+    assert out[4].startswith("bert_layer.lpu on tsp-v1, bf16: ") and len(out) == 8
 
 
 def test_one_cycle_is_singular(lpu, prog):
