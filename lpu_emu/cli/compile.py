@@ -29,7 +29,7 @@ class Stages:
     once the work has taken more than PROGRESS_DELAY_S."""
 
     def __init__(self, total: int) -> None:
-        self.total, self.done, self.label = total, 0, ""
+        self.total, self.done, self.label, self.closed = total, 0, "", False
         self.progress = None
         self.task = None
         self.lock = threading.Lock()
@@ -40,6 +40,8 @@ class Stages:
     def _show(self, console) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
         with self.lock:
+            if self.closed:  # the work ended while the timer fired
+                return
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                      TextColumn("{task.completed}/{task.total}"),
                                      TimeElapsedColumn(), console=console, transient=True)
@@ -67,6 +69,7 @@ class Stages:
             if self.timer:
                 self.timer.cancel()
             with self.lock:
+                self.closed = True
                 if self.progress is not None:
                     self.progress.stop()
 

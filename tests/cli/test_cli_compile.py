@@ -237,3 +237,19 @@ def test_compile_run_every_mode_within_its_bound(lpu, layer: str, dtype: str,
     doc = json.loads(r.stdout)
     assert doc["mode"] == dtype and doc["check"]["bound"] == bound
     assert doc["check"]["ok"] is True and doc["check"]["relative"] <= bound
+
+
+def test_progress_bar_not_started_after_the_work_ended(monkeypatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    import lpu_emu.cli.compile as C
+
+    monkeypatch.setattr(C, "make_console", lambda stderr=False: Console(
+        file=io.StringIO(), force_terminal=True, width=80, color_system=None))
+    stages = C.Stages(1)
+    with stages.running():
+        stages.stage("compiling")
+    stages._show(C.make_console())  # a timer firing late
+    assert stages.progress is None
