@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from workloads import best
 
 from lpu_emu.compiler.evaluate import evaluate
 from lpu_emu.compiler.layers import bert_encoder_layer, random_weights
@@ -23,14 +24,6 @@ from lpu_emu.core import fast
 RESULTS: dict[str, dict] = {}
 SEQ = 128
 
-
-def _best(fn, rounds: int = 3) -> float:
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def _numpy_bert(w: dict, x: np.ndarray, heads: int) -> np.ndarray:
@@ -60,7 +53,7 @@ def layer():
     fast.warm_up()
     w = random_weights(384, 1536, 0)
     x = np.random.default_rng(1).standard_normal((SEQ, 384)).astype(np.float32)
-    t_numpy = _best(lambda: _numpy_bert(w, x, 12), 5)
+    t_numpy = best(lambda: _numpy_bert(w, x, 12), 5)
     return w, x, bert_encoder_layer(w, SEQ, 12), t_numpy
 
 
@@ -73,7 +66,7 @@ def test_bert_layer(benchmark, layer, dtype):
     out = compiled.run({"x": x})["y"]  # warm
     ref = evaluate(graph, {"x": x})["y"]
     assert np.abs(out - ref).max() / np.abs(ref).max() < (1e-4 if dtype == "fp32" else 2e-2)
-    t_run = _best(lambda: compiled.run({"x": x}), 2)
+    t_run = best(lambda: compiled.run({"x": x}), 2)
     benchmark.pedantic(lambda: compiled.run({"x": x}), rounds=1, iterations=1)
     t = compiled.target
     macs = sum(pl.kernel.stats.get("macs", 0) for pl in compiled.placed)
@@ -95,9 +88,9 @@ def test_gpt_decode_step(benchmark):
     x = np.random.default_rng(2).standard_normal((65, 512)).astype(np.float32)
     layer.run(x[:64], x[64:])
     step = layer.decode[0]
-    t_run = _best(lambda: layer.run(x[:64], x[64:]), 1)
+    t_run = best(lambda: layer.run(x[:64], x[64:]), 1)
     f = np.float32
-    t_numpy = _best(lambda: [x[64:] @ w[n] for n in ("wq", "wk", "wv", "wo", "w1")], 5)
+    t_numpy = best(lambda: [x[64:] @ w[n] for n in ("wq", "wk", "wv", "wo", "w1")], 5)
     RESULTS["gpt_decode_step_bf16"] = figures = {
         "decode_cycles": step.cycles, "prefill_cycles": layer.prefill.cycles,
         "prefill_plus_step_s": t_run, "numpy_step_matmuls_s": t_numpy, "dtype_check": str(f)}

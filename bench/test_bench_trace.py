@@ -11,11 +11,11 @@ ratio to a baseline measured in the same run (see bench/README.md):
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import pytest
 from rich.console import Console
+from workloads import best
 
 from lpu_emu.asm import assemble_file
 from lpu_emu.core import fast
@@ -29,14 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS: dict[str, dict] = {}
 CYCLE = 20_000
 
-
-def _best(fn, rounds: int = 3) -> float:
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +48,8 @@ def _report(name: str, benchmark, **figures) -> None:
 
 
 def test_open_100k_issues(benchmark, program):
-    t_run = _best(lambda: run(program, lenient=True, trace=True))
-    t_open = _best(lambda: Traced.run(program))
+    t_run = best(lambda: run(program, lenient=True, trace=True), 3)
+    t_open = best(lambda: Traced.run(program), 3)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     issues = len(Traced.run(program).plan.issues)
     _report("trace_open", benchmark, issues=issues, traced_run_s=t_run, open_s=t_open,
@@ -79,8 +71,8 @@ def test_step_latency_100k_issues(benchmark, traced):
         traced.index.log.sram_at(CYCLE + 1)
         traced.index.log.streams_at(CYCLE + 1)
 
-    t_step = _best(step, rounds=20)
-    t_replay = _best(replay)
+    t_step = best(step, rounds=20)
+    t_replay = best(replay, 3)
     benchmark.pedantic(step, rounds=5, iterations=1)
     _report("trace_step", benchmark, step_ms=t_step * 1e3, replay_ms=t_replay * 1e3,
             speedup_vs_replay=t_replay / t_step)
@@ -88,8 +80,8 @@ def test_step_latency_100k_issues(benchmark, traced):
 
 
 def test_perfetto_export_100k_issues(benchmark, program, traced):
-    t_run = _best(lambda: run(program, lenient=True, trace=True))
-    t_export = _best(lambda: perfetto_json(traced))
+    t_run = best(lambda: run(program, lenient=True, trace=True), 3)
+    t_export = best(lambda: perfetto_json(traced), 3)
     benchmark.pedantic(lambda: perfetto_json(traced), rounds=1, iterations=1)
     size = len(perfetto_json(traced))
     _report("trace_perfetto", benchmark, export_s=t_export, traced_run_s=t_run,

@@ -11,11 +11,24 @@ then an activation vector streams past every cycle for n cycles (ACC onto S4E..,
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from lpu_emu.asm.assembler import assemble_text
 from lpu_emu.program import Program
 from lpu_emu.spec import get_chip
+
+
+def best(fn, rounds: int = 5) -> float:
+    """The fastest of `rounds` calls, in seconds (a 2-core VM is noisy: the minimum is stable)."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
 
 VXM_OPS = ("Exp", "Add", "Mul", "Max", "Sub", "Min", "MulI", "Relu")
 

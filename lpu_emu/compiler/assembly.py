@@ -15,7 +15,6 @@ import numpy as np
 
 from lpu_emu.asm.disassembler import _Disassembler
 from lpu_emu.program import Program
-from lpu_emu.spec.encoding import decode
 
 HEADER = "; compiled by lpu-emu: {name} for {chip}, {mode} mode, {n} instructions, {cycles} cycles"
 
@@ -53,19 +52,7 @@ def assembly(program: Program, notes: list[str], note_ix: np.ndarray, name: str,
             values.pop()
         head.append(f".lanemap {m.name}" + "".join(f", {int(v)}" for v in values))
     d.index()
-    chip, isa = d.chip, d.isa
-    rows = []
-    for i in range(len(program.word)):
-        queue = chip.slices[int(program.queue[i])].name
-        dec = decode(isa, int(program.word[i]))
-        mn = dec.ins.mnemonic
-        if dec.dtype is not None:
-            mn += f".{dec.dtype.name}"
-        if dec.dtype2 is not None:
-            mn += f".{dec.dtype2.name}"
-        ops = ", ".join(d._operand(op, dec, queue) for op in dec.ins.operands
-                        if op.kind != "dtype2")
-        rows.append((queue, f"@{int(program.cycle[i])}", mn, ops, notes[int(note_ix[i])]))
+    rows = [(*d.fields(i), notes[int(note_ix[i])]) for i in range(len(program.word))]
     widths = [max((len(r[k]) for r in rows), default=0) for k in range(4)]
     body = []
     for queue, cycle, mn, ops, note in rows:
