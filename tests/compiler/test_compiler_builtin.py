@@ -1,0 +1,32 @@
+"""The built-in layers at issue 7's sizes stay within the documented int8 and fp8 bounds
+(compiler/builtin.py ERROR_BOUNDS, docs/compiler.md), on the fast core against float64 numpy."""
+
+from __future__ import annotations
+
+import pytest
+
+from lpu_emu.compiler.builtin import BUILTINS, ERROR_BOUNDS, build, describe, layer_inputs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["int8", "fp8"])
+@pytest.mark.parametrize("name, decode", [("bert-layer", False), ("gpt-layer", False),
+                                          ("gpt-layer", True)])
+def test_builtin_layer_within_the_mode_bound(name: str, decode: bool, dtype: str) -> None:
+    built = build(name, decode=decode, dtype=dtype)
+    err, scale = built.check()
+    assert 0 < err <= ERROR_BOUNDS[dtype] * scale
+
+
+def test_builtin_defaults_are_issue_7_sizes() -> None:
+    bert = build("bert-layer", seq=2, dtype="bf16")  # weights at the default d and d_ff
+    assert bert.weights["w1"].shape == (384, 1536) and bert.heads == 12
+    assert (BUILTINS["bert-layer"].seq, BUILTINS["gpt-layer"].seq) == (128, 64)
+    assert describe(bert) == "BERT encoder layer, d 384, 12 heads, d_ff 1536, seq 2"
+
+
+def test_layer_inputs_are_seeded() -> None:
+    a, b = layer_inputs(8, 3, True, 5), layer_inputs(8, 3, True, 5)
+    assert a.keys() == {"x_prompt", "x_step"} and a["x_prompt"].shape == (3, 8)
+    assert (a["x_prompt"] == b["x_prompt"]).all() and (a["x_step"] == b["x_step"]).all()
+    assert not (layer_inputs(8, 3, False, 6)["x"] == a["x_prompt"]).all()
