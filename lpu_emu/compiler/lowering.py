@@ -532,6 +532,50 @@ class Lowering:
             self.steps.append(MapStep(out, e, f"{note} columns", chunk=c))
         return out
 
+    def lane_concat(self, n: Node) -> str:
+        """Inputs side by side along the last axis: each output chunk gathers its lanes from
+        the input chunks that overlap it (SXM Distribute with lane maps, summed on the VXM)."""
+        lanes = self.target.lanes
+        rows, cols = self.dims(n.outputs[0])
+        srcs = [(self.leaf(i).name, self.dims(i)[1]) for i in n.inputs]
+        out = self.tensor(self.fresh(n.outputs[0]), rows, cols)
+        for c in range(math.ceil(cols / lanes)):
+            lo, hi = c * lanes, min(cols, (c + 1) * lanes)
+            terms, start = [], 0
+            for name, width in srcs:  # input columns [start, start + width) of the output
+                for k in range(math.ceil(width / lanes)):
+                    a, b = start + k * lanes, start + min(width, (k + 1) * lanes)
+                    if b <= lo or a >= hi:
+                        continue
+                    m = [j + lo - a if a <= j + lo < b else -1 for j in range(lanes)]
+                    leaf = E.Leaf(name, chunk=k)
+                    same = a == lo and all(v == j for j, v in enumerate(m[:hi - lo]))
+                    terms.append(leaf if same and b - a == hi - lo == lanes else
+                                 E.Ex("Distribute", (leaf,), imm=self.lanemap(m)))
+                start += width
+            self._sum_chunk(out, c, terms, rows, cols, f"{n.name} columns")
+        return out
+
+    def _sum_chunk(self, out: str, c: int, terms: list, rows: int, cols: int,
+                   note: str) -> None:
+        """out[:, chunk c] = the sum of `terms`, as many passes as the SXM units need (each pass
+        adds its terms to the previous pass's partial sum, kept in a tensor of its own)."""
+        units = len(self.target.sxm("W")) + len(self.target.sxm("E"))
+        groups = [terms[i:i + units] for i in range(0, len(terms), units)]
+        partial = None
+        for k, group in enumerate(groups):
+            e = group[0]
+            for t in group[1:] + ([E.Leaf(partial, chunk=0)] if partial else []):
+                e = E.add(e, t)
+            if isinstance(e, E.Leaf):
+                e = E.Ex("Mov", (e,))
+            last = k == len(groups) - 1
+            dest = out if last else self.tensor(self.fresh(f"{out}.part"), rows,
+                                                min(self.target.lanes, cols))
+            self.steps.append(MapStep(dest, self.staged(e, rows, cols), note,
+                                      chunk=c if last else None))
+            partial = dest
+
     def op_Gather(self, n: Node) -> None:
         table = self.value_const(n.inputs[0])
         if table is None:
@@ -567,9 +611,12 @@ class Lowering:
     def op_Concat(self, n: Node) -> None:
         shape = self.graph.value(n.outputs[0]).shape
         axis = n.attr("axis") % len(shape)
-        if axis != len(shape) - 2:
+        if axis == len(shape) - 1 and len(shape) >= 1:
+            self.exprs[n.outputs[0]] = E.Leaf(self.lane_concat(n))
+            return
+        if axis != len(shape) - 2 or any(d != 1 for d in shape[:axis]):
             raise UsageError(f"node {n.name!r}: Concat along axis {n.attr('axis')} of {shape} "
-                             "is not lowered", hint="Concat of rows (the second-last axis)")
+                             "is not lowered", hint="Concat of rows or of the last axis")
         parts = [self.leaf(i).name for i in n.inputs]
         rows, cols = self.dims(n.outputs[0])
         views = [self.tensors[p].pinned for p in parts]
