@@ -62,7 +62,8 @@ def mm_kernels(target: Target, step: MmStep, locs: dict[str, Loc]) -> list[Kerne
     for nt in range(out.nchunks):
         sizes[nt] = (min(lanes, locs[first.w[0]].rows - nt * lanes) if first.install == "IWT"
                      else 0)
-    width = len(planes)
+    # IWT tiles are row ranges of one chunk: planes loading together would read one slice twice
+    width = len(planes) if first.install != "IWT" else 1
     while True:  # as many planes as the epilogues' ALUs and streams allow
         try:
             for b0 in range(0, rows, block):
@@ -120,7 +121,7 @@ def transpose_kernels(target: Target, step: TransposeStep, locs: dict[str, Loc],
         cols = x.chunk_cols(kt)
         for k0 in range(0, cols, block):
             n = min(block, cols - k0)
-            for group in _groups(list(sizes), sizes, len(planes)):
+            for group in _groups(list(sizes), sizes, 1):  # row ranges of one chunk (as IWT)
                 passes = []
                 for part in step.x:
                     srcs = tuple(K.Src(locs[part], kt, step.x_row + nt * lanes)
