@@ -27,7 +27,7 @@ import numpy as np
 
 from lpu_emu.compiler import expr as E
 from lpu_emu.compiler.graph import Graph, Node
-from lpu_emu.compiler.precision import SUM_PARTS, TRANSPOSE_PARTS, Mode
+from lpu_emu.compiler.precision import TRANSPOSE_PARTS, Mode
 from lpu_emu.compiler.target import Target
 from lpu_emu.errors import UsageError
 from lpu_emu.numerics import from_storage, to_storage
@@ -588,8 +588,9 @@ class Lowering:
         parts, times a column of ones on the MXM."""
         ones = self._ones(cols)
         out = self.tensor(self.fresh("rowsum"), rows, self.target.lanes, bcast=True)
-        xs = self.split(e, rows, cols, SUM_PARTS, self.mode.exact, note)
-        self.steps.append(MmStep(out, (Term(xs, (ones,), parts=SUM_PARTS),), epilogue,
+        n = self.mode.sum_parts
+        xs = self.split(e, rows, cols, n, self.mode.exact, note)
+        self.steps.append(MmStep(out, (Term(xs, (ones,), parts=n),), epilogue,
                                  self.mode.exact, note))
         return out
 
