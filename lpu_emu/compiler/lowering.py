@@ -643,13 +643,24 @@ class Lowering:
                              "lowered", hint="softmax over the last axis")
         rows, cols = self.dims(n.inputs[0])
         s = self.operand(n.inputs[0], (rows, cols))
+        # a constant mask (and the causal one) may hold -inf, which the MXM transpose would turn
+        # into NaN (-inf times the identity's zeros): it is transposed on the host, added after
+        mask_t = causal_mask(rows, cols).T if n.attr("causal") else None
         if len(n.inputs) > 1:
-            s = E.add(s, self.operand(n.inputs[1], (rows, cols)))
-        if n.attr("causal"):
-            s = E.add(s, E.Leaf(self.const("causal", causal_mask(rows, cols))))
+            mv = self.value_const(n.inputs[1])
+            if mv is None:
+                s = E.add(s, self.operand(n.inputs[1], (rows, cols)))
+            else:
+                m = np.broadcast_to(np.asarray(mv, dtype=np.float32), (rows, cols)).T
+                mask_t = m if mask_t is None else mask_t + m
         xt = self.tensor(self.fresh(f"{n.outputs[0]}.T"), cols, rows)
         self.steps.append(TransposeStep(xt, self.tparts(s, rows, cols), self.mode.exact,
                                         n.name))
+        if mask_t is not None:
+            masked = self.tensor(self.fresh(f"{n.outputs[0]}.masked"), cols, rows)
+            self.steps.append(MapStep(masked, E.add(E.Leaf(xt), E.Leaf(self.const(
+                f"{n.name}.maskT", mask_t))), f"{n.name} mask"))
+            xt = masked
         pt = self.softmax_rows(xt, cols, rows, 1, n.name)
         out = self.tensor(self.fresh(n.outputs[0]), rows, cols)
         self.steps.append(TransposeStep(out, self.tparts(E.Leaf(pt), cols, rows),
