@@ -399,7 +399,16 @@ class Lowering:
     def op_Mul(self, n: Node) -> None:
         self._set(n, E.mul)
 
+    def _once(self, value: str) -> None:
+        """Materialise a value that an op's expansion reads several times (1/b reads b four
+        times, sqrt(b) twice): b's ops would run that often, and a chain of transcendentals
+        then needs more large ALUs than the VXM has."""
+        if isinstance(self.exprs.get(value), E.Ex):
+            self.leaf(value)
+
     def op_Div(self, n: Node) -> None:
+        self._once(n.inputs[1])
+
         def div(a, b):
             if isinstance(b, E.Imm):
                 return E.mul(a, E.Imm(1.0 / b.value))
@@ -427,9 +436,11 @@ class Lowering:
                                      E.Imm(0.5)))
 
     def op_Sqrt(self, n: Node) -> None:
+        self._once(n.inputs[0])
         self._set(n, lambda a: E.mul(a, E.unary("Rsqrt", a)))
 
     def op_Reciprocal(self, n: Node) -> None:
+        self._once(n.inputs[0])
         self._set(n, reciprocal)
 
     def op_Gelu(self, n: Node) -> None:
