@@ -184,6 +184,14 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
     em, notes = emit(placed, target)
     symbol_of = {c: _sanitise(g) for g, c in lowered.inputs.items()}
     symbol_of.update({c: _sanitise(g) for g, c in lowered.outputs.items()})
+    taken = set(symbol_of.values())
+    for n in locs:  # a temporary named like a graph input or output ('matmul_1') steps aside
+        if n not in symbol_of and n in taken:
+            alt = n + "_"
+            while alt in taken or alt in locs:
+                alt += "_"
+            symbol_of[n] = alt
+            taken.add(alt)
     symbols: list[Tensor] = []
     for n, loc in locs.items():
         for s in loc.symbols():
