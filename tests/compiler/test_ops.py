@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from compiler_helpers import MODES, TOL, both_cores, check, compare, random_inputs, single
 
+from lpu_emu.asm.assembler import assemble_text
+from lpu_emu.asm.disassembler import disassemble
 from lpu_emu.compiler.builder import GraphBuilder
 from lpu_emu.compiler.pipeline import compile_graph
 from lpu_emu.errors import UsageError
@@ -428,3 +430,34 @@ def test_ops_on_tsp_v1(mode):
     b.output(b.layernorm(h), "y")
     g = b.build()
     check(g, random_inputs(g), mode, chip="tsp-v1")
+
+
+@pytest.mark.parametrize("op", ["Div", "Reciprocal", "Sqrt"])
+@pytest.mark.parametrize("inner", ["Tanh", "Exp", "Sigmoid"])
+def test_reciprocals_of_a_computed_value(op, inner):
+    """Regression: 1/b expanded b four times, so x / tanh(x) needed six large ALUs (a
+    CompileError); the operand is now computed once."""
+    b = GraphBuilder("recip")
+    x = b.input("x", (3, 17))
+    d = b.add(b.op(inner, [b.tanh(x)]), b.constant("c", np.float32(2.0)))  # in (1, 4.8)
+    y = {"Div": lambda: b.div(x, d), "Reciprocal": lambda: b.op("Reciprocal", [d]),
+         "Sqrt": lambda: b.op("Sqrt", [d])}[op]()
+    b.output(y, "y")
+    g = b.build()
+    check(g, random_inputs(g), "fp32")
+
+
+def test_temporaries_never_share_a_symbol_with_a_graph_output():
+    """Regression: the first matmul's chip tensor 'matmul_1' and the graph output 'matmul_1'
+    (the second matmul) were both program symbols 'matmul_1': the .lpu did not assemble
+    ("duplicate symbol") and, with a dead matmul, the output was read from the wrong tensor."""
+    b = GraphBuilder("names")
+    x = b.input("x", (2, 3))
+    b.matmul(x, b.constant("w0", np.ones((3, 3), np.float32)))  # dead: chip tensor matmul_1
+    b.output(b.matmul(x, b.constant("w1", np.arange(6, dtype=np.float32).reshape(3, 2))))
+    g = b.build()
+    assert g.outputs == ("matmul_1",)
+    c = compile_graph(g, "lp30", "fp32")
+    assert assemble_text(disassemble(c.program)) == c.program
+    inputs = random_inputs(g)
+    compare(g, inputs, c.run(inputs), "fp32")
