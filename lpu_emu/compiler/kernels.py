@@ -167,6 +167,9 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                 pipe, s_load = _load(target, note, ps, planes, mxm_dtype, split_at, load_alus)
                 lw_ts = [s.t for s in pipe.slots if s.mnemonic == "LW"]
                 pipe.start = max(t - min(lw_ts), after(loads, pipe))
+                if _reads(pipe) & {q for f in feeds for q in _reads(f)}:
+                    # weights from slices the feeds read too (x @ x^T, q = k): no overlap
+                    pipe.start = max(pipe.start, after(feeds, pipe))
                 loads.append(pipe)
                 streams.append(s_load)
                 t = pipe.start + max(lw_ts) + ps.k_rows
@@ -192,6 +195,8 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             pipe = Pipe(timed(target, sinks, s_main, Alus(target, feed_alus)), job.rows)
             acc_ts = [s.t for s in pipe.slots if s.mnemonic == "ACC"]
             pipe.start = max(t - min(acc_ts), after(feeds, pipe))
+            if _reads(pipe) & {q for f in loads for q in _reads(f)}:
+                pipe.start = max(pipe.start, after(loads, pipe))
             feeds.append(pipe)
             streams.append(s_main)
             t = pipe.start + max(acc_ts) + job.rows
@@ -204,6 +209,11 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             reads |= {locs[lf.name].base for lf in E.leaves(j.epilogue(c)) if lf.name != "@acc"}
     return Kernel(note, pipes + loads + feeds, streams, frozenset(reads),
                   frozenset(j.out.base for j in jobs), "mxm", {"macs": macs})
+
+
+def _reads(pipe: Pipe) -> set[int]:
+    """The MEM queues a pipe reads from."""
+    return {s.queue for s in pipe.slots if s.mnemonic == "Read"}
 
 
 def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str,
