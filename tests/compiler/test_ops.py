@@ -461,3 +461,15 @@ def test_temporaries_never_share_a_symbol_with_a_graph_output():
     assert assemble_text(disassemble(c.program)) == c.program
     inputs = random_inputs(g)
     compare(g, inputs, c.run(inputs), "fp32")
+
+
+@pytest.mark.parametrize("shape", [(16, 1), (16, 16), (64, 64)], ids=str)
+@pytest.mark.parametrize("mode", ["fp32", "bf16"])
+def test_self_attention_of_one_computed_tensor(shape, mode):
+    """Regression: with q = k = v one tensor, the scores kernel read its slices for the
+    weights (IWT) and for the stream at once (queue-busy on MEM_W9)."""
+    b = GraphBuilder("self")
+    t = b.tanh(b.input("x", shape))
+    b.output(b.attention(t, t, t, 1), "y")
+    g = b.build()
+    check(g, random_inputs(g), mode)
