@@ -555,9 +555,15 @@ class Lowering:
             p, mxm = self._fparts(), self._fmxm()
             wt = self.leaf(b).name
             wr, wc = self.dims(b)
-            term = Term(self.split(E.Leaf(x), rows, self.dims(a)[1], p, mxm),
+            k = self.dims(a)[1]
+            mask = None
+            if n.attr("trans_b") and k % self.target.lanes:
+                # K runs across lanes: x's padding lanes would meet W's, and neither is zero
+                # after e.g. a sigmoid; x streams through ones over its K columns
+                mask = (self.const(f"{n.name}.k", np.ones((1, k)), mxm), 0)
+            term = Term(self.split(E.Leaf(x), rows, k, p, mxm),
                         self.split(E.Leaf(wt), wr, wc, p, mxm),
-                        "IWT" if n.attr("trans_b") else "IW", parts=p)
+                        "IWT" if n.attr("trans_b") else "IW", parts=p, x_mask=mask)
         if bias is not None:
             epi = E.add(epi, bias)
         step = MmStep(out, (term,), epi, mxm, n.name)
