@@ -473,3 +473,15 @@ def test_self_attention_of_one_computed_tensor(shape, mode):
     b.output(b.attention(t, t, t, 1), "y")
     g = b.build()
     check(g, random_inputs(g), mode)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (4, 17), (3, 321)], ids=str)
+@pytest.mark.parametrize("mode", ["fp32", "bf16", "int8"])
+def test_matmul_transposed_of_values_with_nonzero_padding(shape, mode):
+    """Regression: tanh(s) @ s^T with s = sigmoid(x) summed over all 320 lanes, the padding
+    lanes (tanh(0.5) * 0.5 each) included: 74.0 instead of 0.31 for a 1x1."""
+    b = GraphBuilder("pad")
+    s = b.sigmoid(b.input("x", shape))
+    b.output(b.matmul(b.tanh(s), s, transpose_b=True), "y")
+    g = b.build()
+    check(g, random_inputs(g), mode)
