@@ -33,10 +33,11 @@ CHIP = "lp30"  # fp8 is an lp30 mode; tsp-v1 has its own tests
 TOL = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 2e-2, "int8": 3e-2, "fp8": 0.15}
 
 
-def rel_err(got: np.ndarray, ref: np.ndarray) -> float:
-    """max |got - ref| / max |ref| (ref all zero: the absolute error)."""
+def rel_err(got: np.ndarray, ref: np.ndarray, floor: float = 0.0) -> float:
+    """max |got - ref| / max(max |ref|, floor) (ref all zero and no floor: the absolute
+    error)."""
     ref = np.asarray(ref, dtype=np.float64)
-    scale = float(np.abs(ref).max()) if ref.size else 0.0
+    scale = max(float(np.abs(ref).max()) if ref.size else 0.0, floor)
     err = float(np.abs(np.asarray(got, dtype=np.float64) - ref).max())
     return err / scale if scale > 0 else err
 
@@ -70,7 +71,7 @@ def check(graph: Graph, inputs: dict[str, np.ndarray], mode: str, engine: str = 
 
 
 def compare(graph: Graph, inputs: dict[str, np.ndarray], got: dict[str, np.ndarray], mode: str,
-            tol: float | None = None) -> dict[str, float]:
+            tol: float | None = None, floor: float = 0.0) -> dict[str, float]:
     ref = evaluate(graph, inputs)
     bound = TOL[mode] if tol is None else tol
     errs = {}
@@ -78,7 +79,7 @@ def compare(graph: Graph, inputs: dict[str, np.ndarray], got: dict[str, np.ndarr
     for name, want in ref.items():
         assert got[name].shape == want.shape, name
         assert np.all(np.isfinite(got[name])), f"{name}: non-finite values ({mode})"
-        errs[name] = rel_err(got[name], want)
+        errs[name] = rel_err(got[name], want, floor)
         assert errs[name] <= bound, f"{name}: error {errs[name]:.3g} > {bound:g} ({mode})"
     return errs
 
