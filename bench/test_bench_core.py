@@ -15,11 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 from workloads import mxm_heavy, numpy_mxm, numpy_vxm, vxm_heavy
 
 from lpu_emu.core import fast, reference
+from lpu_emu.core import fast_loop as F
+from lpu_emu.core import jit_ops as J
 from lpu_emu.core.plan import make_plan
 from lpu_emu.core.state import new_machine
 from lpu_emu.spec import default_isa, get_chip
@@ -100,6 +103,75 @@ def test_mxm_heavy_throughput(benchmark, dtype):
             acc_per_s=1 / per_acc_fast, macs_per_s=320 * 320 / per_acc_fast, numpy_s=t_numpy,
             speedup_vs_numpy_blas=t_numpy / t_fast,
             speedup_vs_reference=(t_ref / len(ref.plan)) / (t_fast / len(go.plan)))
+
+
+def _blas_threads(n: int | None) -> int | None:
+    """Set numpy's OpenBLAS thread count (None: leave it); the previous count, or None where the
+    library's setter is not found. The emulator runs on one thread, so its BLAS baseline does too
+    (a multi-threaded sgemm on a shared 2-core VM also swings by 10-100x between calls)."""
+    import ctypes
+    import glob
+
+    libs = glob.glob(str(Path(np.__file__).parent.parent / "numpy.libs" / "*openblas*"))
+    if not libs:
+        return None
+    lib = ctypes.CDLL(libs[0])
+    get = getattr(lib, "scipy_openblas_get_num_threads64_", None)
+    put = getattr(lib, "scipy_openblas_set_num_threads64_", None)
+    if get is None or put is None:
+        return None
+    before = int(get())
+    if n is not None:
+        put(ctypes.c_int(n))
+    return before
+
+
+@numba.njit(cache=True)
+def _float_batch(xb, yb, wdec, bmeta, acc, regs, rows, cols):
+    F.batch_compute_float(xb, yb, wdec, bmeta, acc, regs, rows, cols)
+
+
+@pytest.mark.parametrize("dtype", ("fp16", "bf16"))
+def test_float_acc_batch_vs_sgemm(benchmark, dtype):
+    """Float ACCs batched: the kernel alone on 128 ACCs (8 at a time on different accumulators;
+    k ascending, fp32, one rounding per step) against numpy's sgemm of the same shapes,
+    [128, 320] x [320, 320]; and the whole emulation of mxm_heavy (1,000 ACCs, 2 cycles apart:
+    the plane pair) against sgemm [1000, 320] x [320, 320]. Target (issue 10): the kernel within
+    2x of sgemm."""
+    nb, rows, cols, nacc = fast.BATCH, 320, 320, 64
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((nb, 320)).astype(np.float16).astype(np.float32)
+    w = rng.standard_normal((rows, cols)).astype(np.float16).astype(np.float32)
+    yb, acc = np.zeros((nb, cols), np.float32), np.zeros((1, nacc, 320), np.uint32)
+    bmeta = np.zeros((nb, 6), np.int64)
+    bmeta[:, F.BM_ACC] = np.arange(nb) % nacc
+    regs = np.zeros(F.NREGS, np.int64)
+    regs[F.R_BN], regs[F.R_BDT] = nb, {"fp16": J.FP16, "bf16": J.BF16}[dtype]
+    wdec = w[None].copy()
+    kernel = lambda: _float_batch(x, yb, wdec, bmeta, acc, regs, rows, cols)  # noqa: E731
+    kernel()
+    want = np.zeros((nb, cols), np.float32)
+    for k in range(rows):  # the definition, in numpy: the first 64 ACCs start from zero
+        want = (want + x[:, k:k + 1] * w[k][None, :]).astype(np.float32)
+    assert yb[:nacc].view(np.uint32).tolist() == want[:nacc].view(np.uint32).tolist()
+    before = _blas_threads(1)
+    try:
+        t_kernel, t_sgemm = _best(kernel, 9), _best(lambda: x @ w, 9)
+        n = 1000
+        go = _runner(mxm_heavy(n, dtype))
+        raw, stopped, _ = go()
+        assert raw == [] and stopped == -1
+        t_run = _best(go)
+        xs = rng.standard_normal((n, 320)).astype(np.float32)
+        t_sgemm_n = _best(lambda: xs @ w, 5)
+    finally:
+        _blas_threads(before)
+    benchmark.pedantic(kernel, rounds=3, iterations=1)
+    _report(f"float_acc_batch_{dtype}", benchmark, blas_threads=1 if before else "default",
+            kernel_s=t_kernel, sgemm_s=t_sgemm,
+            kernel_vs_sgemm=t_kernel / t_sgemm, emulated_1000_s=t_run, sgemm_1000_s=t_sgemm_n,
+            emulated_vs_sgemm=t_run / t_sgemm_n, us_per_acc=t_run / n * 1e6)
+    assert t_kernel / t_sgemm < 6  # a regression guard; the figures are in bench/README.md
 
 
 @pytest.mark.parametrize("workload", ("vxm", "mxm"))

@@ -109,41 +109,60 @@ class Slot:
 
 @dataclass
 class Streams:
-    """Stream groups handed out to one dataflow graph, from indices [lo, hi) of each direction.
+    """Stream groups handed out to one dataflow graph: indices [lo, hi) of each direction but
+    the `blocked` ones (those another graph of the kernel uses at the same time).
 
-    Graphs of one kernel that run at the same time take disjoint ranges; graphs that run one
-    after another (the passes of a matmul) take the same range again."""
+    Graphs of one kernel that run at the same time take disjoint indices; graphs that run one
+    after another (the passes of a matmul) take the same ones again."""
 
     lo: int
     hi: int
     used: dict[bool, set[int]] = field(default_factory=lambda: {False: set(), True: set()})
+    blocked: dict[bool, set[int]] = field(default_factory=lambda: {False: set(), True: set()})
 
-    def take(self, west: bool, width: int) -> int:
-        taken = self.used[west]
+    held: dict[bool, set[int]] = field(default_factory=lambda: {False: set(), True: set()})
+
+    def take(self, west: bool, width: int, at: int | None = None) -> int:
+        """A free group of `width` streams aligned to its width (at index `at`, if given: a
+        group `hold` kept for the value that must sit there)."""
+        taken = self.used[west] | self.blocked[west] | (self.held[west] if at is None
+                                                         else set())
         first = -(-self.lo // width) * width
-        for base in range(first, self.hi - width + 1, width):
+        bases = [at] if at is not None else range(first, self.hi - width + 1, width)
+        for base in bases:
             if not any(base + i in taken for i in range(width)):
-                taken.update(range(base, base + width))
+                self.used[west].update(range(base, base + width))
                 return base
         raise CompileError(f"no free group of {width} streams flowing "
                            f"{'west' if west else 'east'}")
 
+    def hold(self, west: bool, base: int, width: int) -> None:
+        self.held[west].update(range(base, base + width))
+
     def free(self, west: bool) -> int:
-        return self.hi - self.lo - len(self.used[west])
+        return self.hi - self.lo - len(self.used[west] | self.blocked[west] | self.held[west])
 
     def codes(self) -> set[int]:
         return {stream_code(i, w) for w, s in self.used.items() for i in s}
 
 
 class Alus:
-    """The VXM ALU queues a kernel may use, handed out one per op."""
+    """The VXM ALU queues a kernel may use, handed out one per op; and the SXM units."""
 
     def __init__(self, target: Target, queues: list[int] | None = None) -> None:
+        self.sxm = {w: [s.index for s in target.sxm("W" if w else "E")] for w in (True, False)}
         self.large = [q for q in (queues or [s.index for s in target.vxm_alus])
                       if q in target.large_alus]
         self.small = [q for q in (queues or [s.index for s in target.vxm_alus])
                       if q not in target.large_alus]
         self.taken: list[int] = []
+
+    def take_sxm(self, west: bool) -> int:
+        """An SXM unit on the side the data is on (the other side's if this one has none)."""
+        for side in (west, not west):
+            if self.sxm[side]:
+                return self.sxm[side].pop(0)
+        raise CompileError("no free SXM unit")
 
     def take(self, mnemonic: str) -> int:
         pools = [self.large] if mnemonic in LARGE else [self.small, self.large]
@@ -190,6 +209,11 @@ def timed(target: Target, sinks: list, streams: Streams, alus: Alus) -> list[Slo
     for op in ops:
         if op.unit == "vxm" and op.queue is None:
             op.queue = alus.take(op.mnemonic)
+        elif op.unit == "sxm" and op.queue is None:
+            src = op.args[0]
+            west = (src.slices[0].position < target.vxm_position if isinstance(src, Read)
+                    else True)
+            op.queue = alus.take_sxm(west)
     lat = {id(op): target.latency(op.mnemonic) for op in ops}
     pos = {id(op): _position(target, op) for op in ops}
     # 1. ASAP
@@ -209,6 +233,11 @@ def timed(target: Target, sinks: list, streams: Streams, alus: Alus) -> list[Slo
         if latest > t[id(op)] and all(b <= latest for b in bound):
             t[id(op)] = latest
     slots: list[Slot] = []
+    for n in order:  # values that must sit on given streams (an LW's load group) get them
+        if getattr(n, "at", None) is not None:
+            dtype = n.out_dtype if isinstance(n, Op) else n.dtype
+            for west in (True, False):
+                streams.hold(west, n.at, target.width(dtype))
     # 3. values: a stream group each, Mov chains for early arrivals at VXM consumers
     for n in order:
         if isinstance(n, (Write, Fixed)):
@@ -252,7 +281,7 @@ def _route(target: Target, n, uses: list, t, lat, pos, streams: Streams, alus: A
         if len(sides) > 1:
             raise CompileError(f"{n.mnemonic} has consumers on both sides")
         west = sides.pop() if sides else streams.free(True) > streams.free(False)
-    base = streams.take(west, w)
+    base = streams.take(west, w, getattr(n, "at", None))
     code = stream_code(base, west)
     if isinstance(n, Op):
         n.out_stream = code

@@ -15,6 +15,7 @@ class Leaf:
     name: str
     mode: str = "full"  # "full" | "row" | "col"
     row: int = 0  # "row": which row is broadcast; "full"/"col": offset of the first row
+    chunk: int | None = None  # read this column chunk, not the output's
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ class Pipe:
     count: int
     start: int = 0
     period: int = 1
+    placements: dict | None = None  # cache of kernels._placements
 
     def first(self) -> int:
         return self.start + min(s.t for s in self.slots)
@@ -29,7 +30,7 @@ class Pipe:
         """The cycle after the last effect of the last iteration lands."""
         tail = (self.count - 1) * self.period
         return self.start + tail + max(
-            s.t + max(target.latency(s.mnemonic), target.occupancy(s.mnemonic))
+            s.t + max(target.latency(s.mnemonic), target.occupancy(s.mnemonic, s.dtype))
             for s in self.slots)
 
 

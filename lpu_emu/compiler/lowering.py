@@ -50,6 +50,9 @@ class TensorSpec:
     role: str = "temp"  # "input" | "output" | "const" | "temp"
     bcast: bool = False  # one value per row, repeated across the lanes
     pinned: object = None  # a Loc decided elsewhere (a KV cache that outlives this program)
+    view: tuple | None = None  # (tensor, first row): rows of another tensor, no copy
+    stripes: int = 1  # stored as this many tensors, row r in stripe r mod stripes (MXM weights,
+    # so that one LW takes a row from each: see Target.lw_rows)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Term:
     w_mask: tuple | None = None
     x_row: int = 0  # first row of x this term streams
     w_row: int = 0  # first row of W's storage (IW: K offset; IWT: the N offset)
+    k_tiles: tuple[int, ...] | None = None  # only these K tiles (the others are masked off)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class MapStep:
     note: str
     row0: int = 0
     rows: int | None = None
+    chunk: int | None = None  # only this column chunk of out
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class TransposeStep:
     x: tuple[str, ...]
     mxm: str
     note: str
+    eye: str = ""  # the identity rows streamed through (a constant of the MXM dtype)
     x_row: int = 0  # rows x_row .. x_row + n of x
     x_rows: int | None = None
     out_row: int = 0
@@ -121,6 +127,7 @@ Step = MapStep | MmStep | TransposeStep | ReduceStep
 class Lowered:
     tensors: dict[str, TensorSpec]
     steps: list[Step]
+    lanemaps: list[tuple[int, ...]]  # SXM lane maps, by index
     inputs: dict[str, str]  # graph input -> chip tensor
     outputs: dict[str, str]  # graph output -> chip tensor
     shapes: dict[str, tuple[int, ...]]  # graph input/output shapes
@@ -151,6 +158,15 @@ class Lowering:
     uses: dict[str, int] = field(default_factory=dict)
     count: int = 0
     _splits: dict = field(default_factory=dict)
+    lanemaps: list = field(default_factory=list)
+    _consts: dict = field(default_factory=dict)
+
+    def lanemap(self, values: list[int]) -> int:
+        """The index of an SXM lane map (z[l] = x[map[l]], -1: zero)."""
+        t = tuple(values)
+        if t not in self.lanemaps:
+            self.lanemaps.append(t)
+        return self.lanemaps.index(t)
 
     # ---- tensors ----
     def fresh(self, base: str) -> str:
@@ -170,13 +186,13 @@ class Lowering:
         self.tensors[name] = TensorSpec(name, rows, cols, **kw)
         return name
 
-    def const(self, base: str, data: np.ndarray, dtype: str = "fp32") -> str:
+    def const(self, base: str, data: np.ndarray, dtype: str = "fp32", stripes: int = 1) -> str:
         data = np.asarray(data, dtype=np.float32)
         if data.ndim == 1:
             data = data[None, :]
         rows, cols = dims(data.shape)
         return self.tensor(self.fresh(base), rows, cols, dtype=dtype,
-                           data=data.reshape(rows, cols), role="const")
+                           data=data.reshape(rows, cols), role="const", stripes=stripes)
 
     def dims(self, value: str) -> tuple[int, int]:
         return dims(self.graph.value(value).shape)
@@ -325,7 +341,7 @@ class Lowering:
                 self.tensors[leaf.name].pinned = self.pinned[o]
             outputs[o] = leaf.name
         shapes = {v: g.value(v).shape for v in list(g.inputs) + list(g.outputs)}
-        return Lowered(self.tensors, self.steps, inputs, outputs, shapes)
+        return Lowered(self.tensors, self.steps, self.lanemaps, inputs, outputs, shapes)
 
     def _must_materialise(self, value: str) -> bool:
         e = self.exprs[value]
@@ -476,6 +492,89 @@ class Lowering:
                              hint="the chip computes in fp32: casts to fp32 are free")
         self.exprs[n.outputs[0]] = self.exprs[n.inputs[0]]
 
+    def op_Slice(self, n: Node) -> None:
+        shape = self.graph.value(n.inputs[0]).shape
+        axis = n.attr("axis") % len(shape)
+        start, _, _ = slice(n.attr("start"), n.attr("end")).indices(shape[axis])
+        self.exprs[n.outputs[0]] = self._slice(n, n.inputs[0], n.outputs[0], axis, start)
+
+    def op_Split(self, n: Node) -> None:
+        shape = self.graph.value(n.inputs[0]).shape
+        axis = n.attr("axis") % len(shape)
+        start = 0
+        for o in n.outputs:
+            self.exprs[o] = self._slice(n, n.inputs[0], o, axis, start)
+            start += self.graph.value(o).shape[axis]
+
+    def _slice(self, n: Node, value: str, out_value: str, axis: int, start: int):
+        """A slice along the last axis (lanes: SXM Distribute) or any other (rows: a view)."""
+        shape = self.graph.value(value).shape
+        src = self.leaf(value).name
+        rows, cols = self.dims(out_value)
+        if axis == len(shape) - 1:
+            return E.Leaf(self.lane_slice(src, rows, cols, start, n.name))
+        if any(d != 1 for d in shape[:axis]):
+            raise UsageError(f"node {n.name!r}: Slice of axis {axis} of {shape} is not lowered",
+                             hint="slices of the last axis, or of rows")
+        inner = int(np.prod(shape[axis + 1:-1], dtype=np.int64)) if len(shape) > 1 else 1
+        out = self.tensor(self.fresh(out_value), rows, cols, view=(src, start * inner))
+        return E.Leaf(out)
+
+    def lane_slice(self, src: str, rows: int, cols: int, start: int, note: str) -> str:
+        """Columns start .. start + cols of src: each output chunk gathers its lanes from at
+        most two source chunks with SXM Distribute (lane maps), summed on the VXM."""
+        lanes = self.target.lanes
+        out = self.tensor(self.fresh(f"{src}.cols"), rows, cols)
+        for c in range(math.ceil(cols / lanes)):
+            width = min(lanes, cols - c * lanes)
+            first = start + c * lanes
+            terms = []
+            for k in range(first // lanes, (first + width - 1) // lanes + 1):
+                m = [first + j - k * lanes if j < width and 0 <= first + j - k * lanes < lanes
+                     else -1 for j in range(lanes)]
+                leaf = E.Leaf(src, chunk=k)
+                if all(v == j for j, v in enumerate(m[:width])) and width == lanes:
+                    terms.append(leaf)
+                else:
+                    terms.append(E.Ex("Distribute", (leaf,), imm=self.lanemap(m)))
+            e = terms[0] if len(terms) == 1 else E.add(terms[0], terms[1])
+            if isinstance(e, E.Leaf):
+                e = E.Ex("Mov", (e,))
+            self.steps.append(MapStep(out, e, f"{note} columns", chunk=c))
+        return out
+
+    def op_Gather(self, n: Node) -> None:
+        table = self.value_const(n.inputs[0])
+        if table is None:
+            raise UsageError(f"node {n.name!r}: Gather from a computed table is not lowered",
+                             hint="Gather rows of a constant table (an embedding)")
+        table = np.asarray(table, dtype=np.float32)
+        vocab, d = table.shape
+        idx = self.leaf(n.inputs[1]).name
+        ir, ic = self.dims(n.inputs[1])
+        if ir != 1:
+            raise UsageError(f"node {n.name!r}: Gather indices of shape "
+                             f"{self.graph.value(n.inputs[1]).shape} are not lowered",
+                             hint="a vector of indices")
+        iota = self.const("iota", np.repeat(np.arange(vocab, dtype=np.float32)[:, None],
+                                            self.target.lanes, axis=1))
+        self.tensors[iota].bcast = True
+        # one-hot, transposed: oh_t[v, s] = 1 if idx[s] == v (relu(1 - |idx - v|))
+        oh_t = self.tensor(self.fresh(f"{n.outputs[0]}.onehotT"), vocab, ic)
+        diff = E.unary("Abs", E.sub(E.Leaf(idx, "row"), E.Leaf(iota, "col")))
+        self.steps.append(MapStep(oh_t, E.unary("Relu", E.add(E.unary("Neg", diff),
+                                                             E.Imm(1.0))), f"{n.name} one-hot"))
+        oh = self.tensor(self.fresh(f"{n.outputs[0]}.onehot"), ic, vocab)
+        self.steps.append(self._transpose(oh, self.split(E.Leaf(oh_t), vocab, ic, 1,
+                                                       self.mode.exact), self.mode.exact,
+                                        f"{n.name} one-hot"))
+        out = self.tensor(self.fresh(n.outputs[0]), ic, d)
+        term, scale = self._const_term(oh, ic, table, False, n.inputs[0], n.inputs[1])
+        epi = ACC if scale is None else E.mul(E.Ex("Cvt", (ACC,), dtype="int32", dtype2="fp32"),
+                                              E.Leaf(scale, "row"))
+        self.steps.append(MmStep(out, (term,), epi, self.mode.mxm, f"{n.name} rows"))
+        self.exprs[n.outputs[0]] = E.Leaf(out)
+
     def op_Concat(self, n: Node) -> None:
         shape = self.graph.value(n.outputs[0]).shape
         axis = n.attr("axis") % len(shape)
@@ -515,9 +614,17 @@ class Lowering:
             return
         rows, cols = self.dims(n.inputs[0])
         out = self.tensor(self.fresh(n.outputs[0]), cols, rows)
-        self.steps.append(TransposeStep(out, self.tparts(self.leaf(n.inputs[0]), rows, cols),
+        self.steps.append(self._transpose(out, self.tparts(self.leaf(n.inputs[0]), rows, cols),
                                         self.mode.exact, n.name))
         self.exprs[n.outputs[0]] = E.Leaf(out)
+
+    def _transpose(self, out: str, x: tuple[str, ...], mxm: str, note: str,
+                   **kw) -> TransposeStep:
+        """A TransposeStep, with the identity it streams (one constant per program)."""
+        if "eye" not in self._consts:
+            lanes = self.target.lanes
+            self._consts["eye"] = self.const("eye", np.eye(lanes, dtype=np.float32), mxm)
+        return TransposeStep(out, x, mxm, note, self._consts["eye"], **kw)
 
     def tparts(self, e, rows: int, cols: int) -> tuple[str, ...]:
         """e in parts for an exact transpose (one part, rounded, in the 16-bit modes)."""
@@ -580,7 +687,7 @@ class Lowering:
         if mode.quantized:  # symmetric int8: per output column for W, per tensor for x
             scale = np.maximum(np.abs(w).max(axis=0), np.finfo(np.float32).tiny) / 127.0
             q = np.clip(np.round(w / scale), -127, 127).astype(np.float32)
-            wq = self.const(f"{name}.q", q, "int8")
+            wq = self.const(f"{name}.q", q, "int8", self.target.lw_rows("int8"))
             sx = float(self.act_scale.get(value, 1.0))
             out_scale = self.const(f"{name}.scale", (scale * sx).astype(np.float32)[None, :])
             return Term((self.quantize(x, rows, k, sx),), (wq,)), out_scale
@@ -588,7 +695,8 @@ class Lowering:
         rest = w.astype(np.float32)
         for j in range(mode.parts):
             part = from_storage(to_storage(rest, mode.mxm), mode.mxm).astype(np.float32)
-            parts.append(self.const(f"{name}.{j}" if mode.parts > 1 else name, part, mode.mxm))
+            parts.append(self.const(f"{name}.{j}" if mode.parts > 1 else name, part, mode.mxm,
+                                    self.target.lw_rows(mode.mxm)))
             rest = rest - part
         xs = self.split(E.Leaf(x), rows, k, mode.parts, mode.mxm)
         return Term(xs, tuple(parts), parts=mode.parts), None
@@ -617,7 +725,8 @@ class Lowering:
         if cols not in self._ones_cache:
             self._ones_cache[cols] = self.const(f"ones{cols}",
                                                 np.ones((cols, self.target.lanes)),
-                                                self.mode.exact)
+                                                self.mode.exact,
+                                                self.target.lw_rows(self.mode.exact))
         return self._ones_cache[cols]
 
     def op_LayerNormalization(self, n: Node) -> None:
@@ -671,7 +780,7 @@ class Lowering:
                 m = np.broadcast_to(np.asarray(mv, dtype=np.float32), (rows, cols)).T
                 mask_t = m if mask_t is None else mask_t + m
         xt = self.tensor(self.fresh(f"{n.outputs[0]}.T"), cols, rows)
-        self.steps.append(TransposeStep(xt, self.tparts(s, rows, cols), self.mode.exact,
+        self.steps.append(self._transpose(xt, self.tparts(s, rows, cols), self.mode.exact,
                                         n.name))
         if mask_t is not None:
             masked = self.tensor(self.fresh(f"{n.outputs[0]}.masked"), cols, rows)
@@ -680,16 +789,17 @@ class Lowering:
             xt = masked
         pt = self.softmax_rows(xt, cols, rows, 1, n.name)
         out = self.tensor(self.fresh(n.outputs[0]), rows, cols)
-        self.steps.append(TransposeStep(out, self.tparts(E.Leaf(pt), cols, rows),
+        self.steps.append(self._transpose(out, self.tparts(E.Leaf(pt), cols, rows),
                                         self.mode.exact, n.name))
         self.exprs[n.outputs[0]] = E.Leaf(out)
 
-    def softmax_rows(self, st: str, rows: int, cols: int, groups: int, note: str) -> str:
-        """Softmax down the columns of `groups` stacked blocks of `rows` rows of st."""
+    def softmax_rows(self, st: str, rows: int, cols: int, groups: int, note: str,
+                     parts: int = 0, dtype: str = "fp32") -> str | tuple[str, ...]:
+        """Softmax down the columns of `groups` stacked blocks of `rows` rows of st: fp32, or
+        directly as `parts` parts of `dtype` (what an MXM operand needs: no fp32 pass between)."""
         m = self.tensor(self.fresh(f"{st}.max"), groups, cols)
         z = self.tensor(self.fresh(f"{st}.sum"), groups, cols)
         e = self.tensor(self.fresh(f"{st}.exp"), groups * rows, cols)
-        p = self.tensor(self.fresh(f"{st}.p"), groups * rows, cols)
         for g in range(groups):
             self.steps.append(ReduceStep(m, "max", E.Leaf(st), rows, f"{note} max",
                                          row0=g * rows, out_row=g))
@@ -697,11 +807,19 @@ class Lowering:
             ex = E.unary("Exp", E.sub(E.Leaf(st), E.Leaf(m, "row", g)))
             self.steps.append(ReduceStep(z, "sum", ex, rows, f"{note} exp, sum", also=e,
                                          row0=g * rows, out_row=g))
+        outs = [self.tensor(self.fresh(f"{st}.p"), groups * rows, cols)] if not parts else [
+            self.tensor(self.fresh(f"{st}.p.{dtype}{i}"), groups * rows, cols, dtype=dtype)
+            for i in range(parts)]
         for g in range(groups):
-            self.steps.append(MapStep(p, E.mul(E.Leaf(e), reciprocal(E.Leaf(z, "row", g),
-                                                                     positive=True)),
-                                      f"{note} normalise", row0=g * rows, rows=rows))
-        return p
+            p = E.mul(E.Leaf(e), reciprocal(E.Leaf(z, "row", g), positive=True))
+            for i, out in enumerate(outs):
+                r = p
+                for prev in outs[:i]:
+                    r = E.sub(r, E.Ex("Cvt", (E.Leaf(prev),), dtype=dtype, dtype2="fp32"))
+                ex = r if not parts else E.Ex("Cvt", (r,), dtype2=dtype)
+                self.steps.append(MapStep(out, self.staged(ex, groups * rows, cols),
+                                          f"{note} normalise", row0=g * rows, rows=rows))
+        return outs[0] if not parts else tuple(outs)
 
     def op_Attention(self, n: Node) -> None:
         q, k, v = (self.leaf(i).name for i in n.inputs[:3])
@@ -741,17 +859,30 @@ class Lowering:
             epi = E.add(E.mul(ACC, E.Imm(scale)), E.Leaf(maskt, row=-h * sk))
             if extra:
                 epi = E.add(epi, E.Leaf(extra, row=-h * sk))
-            self.steps.append(MmStep(st, (Term(ks, qs, "IWT", p, (hmask, h)),), epi, mxm,
-                                     f"{n.name} scores h{h}", out_row=h * sk, rows=sk))
-        pt = self.softmax_rows(st, sk, sq, heads, n.name)
-        probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs"), heads * sq, sk)
-        pts = self.tparts(E.Leaf(pt), heads * sk, sq)
-        for h in range(heads):
-            self.steps.append(TransposeStep(probs, pts, self.mode.exact,
-                                            f"{n.name} probs h{h}", x_row=h * sk, x_rows=sk,
-                                            out_row=h * sq))
+            tile = (h * dh) // lanes  # the only K tile the head's mask lets through
+            self.steps.append(MmStep(st, (Term(ks, qs, "IWT", p, (hmask, h), k_tiles=(tile,)),),
+                                     epi, mxm, f"{n.name} scores h{h}", out_row=h * sk, rows=sk))
+        exact = self.mode.exact
+        if mxm == exact:  # the probabilities in parts, transposed part by part (exactly)
+            ps = []
+            for i, part in enumerate(self.softmax_rows(st, sk, sq, heads, n.name, p, exact)):
+                probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs{i}"), heads * sq, sk,
+                                    dtype=exact)
+                for h in range(heads):
+                    self.steps.append(self._transpose(probs, (part,), exact,
+                                                      f"{n.name} probs h{h}", x_row=h * sk,
+                                                      x_rows=sk, out_row=h * sq))
+                ps.append(probs)
+            ps = tuple(ps)
+        else:
+            pt = self.softmax_rows(st, sk, sq, heads, n.name)
+            probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs"), heads * sq, sk)
+            pts = self.tparts(E.Leaf(pt), heads * sk, sq)
+            for h in range(heads):
+                self.steps.append(self._transpose(probs, pts, exact, f"{n.name} probs h{h}",
+                                                  x_row=h * sk, x_rows=sk, out_row=h * sq))
+            ps = self.split(E.Leaf(probs), heads * sq, sk, p, mxm)
         out = self.tensor(self.fresh(n.outputs[0]), sq, d)
-        ps = self.split(E.Leaf(probs), heads * sq, sk, p, mxm)
         terms = tuple(Term(ps, vs, "IW", p, None, (hmask, h), x_row=h * sq)
                       for h in range(heads))
         self.steps.append(MmStep(out, terms, ACC, mxm, f"{n.name} context"))
@@ -766,7 +897,7 @@ class Lowering:
         if (rows, cols) != (sq, sk):
             raise UsageError(f"attention mask {value}: shape {(rows, cols)}, wanted {(sq, sk)}")
         out = self.tensor(self.fresh(f"{value}.T"), sk, sq)
-        self.steps.append(TransposeStep(out, self.tparts(self.leaf(value), sq, sk),
+        self.steps.append(self._transpose(out, self.tparts(self.leaf(value), sq, sk),
                                         self.mode.exact, f"{value} transposed"))
         return out
 

@@ -17,7 +17,6 @@ import numpy as np
 from lpu_emu.compiler import build
 from lpu_emu.compiler.emit import emit, program
 from lpu_emu.compiler.graph import Graph
-from lpu_emu.compiler.kernel import Kernel
 from lpu_emu.compiler.lowering import Lowered, MapStep, ReduceStep, TransposeStep, lower
 from lpu_emu.compiler.placement import Loc, Memory
 from lpu_emu.compiler.precision import Mode
@@ -26,7 +25,7 @@ from lpu_emu.compiler.schedule import Placed, schedule
 from lpu_emu.compiler.target import Target
 from lpu_emu.core.tensors import encode_tensor
 from lpu_emu.errors import UsageError
-from lpu_emu.program import Program, Segment, Tensor
+from lpu_emu.program import LaneMap, Program, Segment, Tensor
 from lpu_emu.spec import Chip
 
 
@@ -42,6 +41,14 @@ class Compiled:
     notes: list[str]
     memory: Memory
     symbol_of: dict[str, str] = field(default_factory=dict)  # chip tensor -> program symbol
+    note_ix: np.ndarray | None = None  # per instruction: index into notes (its graph op)
+
+    def assembly(self, name: str | None = None) -> tuple[str, Program]:
+        """The program as commented assembly, and the Program that assembling the text under
+        the file name `name` gives (identical to `self.program` but for the source map)."""
+        from lpu_emu.compiler.assembly import assembly
+        return assembly(self.program, self.notes, self.note_ix, name or self.program.files[0],
+                        self.mode.name, self.cycles)
 
     @property
     def cycles(self) -> int:
@@ -98,12 +105,12 @@ def _sanitise(name: str) -> str:
 
 
 def place(low: Lowered, target: Target, memory: Memory) -> dict[str, Loc]:
-    """Every chip tensor gets a Loc; tensors that one step uses together get different homes
-    (a kernel reads or writes each MEM slice at most once a cycle)."""
+    """Every chip tensor gets a Loc; tensors that one run of steps (one kernel) uses together
+    get different homes (a kernel reads or writes each MEM slice at most once a cycle)."""
     together: dict[str, set[str]] = {n: set() for n in low.tensors}
     order: list[str] = []
-    for step in low.steps:
-        names = _step_tensors(step)
+    for run in build.runs(low.steps):
+        names = list(dict.fromkeys(n for step in run for n in _step_tensors(step)))
         for n in names:
             together[n] |= set(names) - {n}
             if n not in order:
@@ -112,13 +119,28 @@ def place(low: Lowered, target: Target, memory: Memory) -> dict[str, Loc]:
         if n not in order:
             order.append(n)
     locs: dict[str, Loc] = {}
-    for n in order:
+    for n in order:  # decided elsewhere (a KV cache): first, so the others keep clear of them
         spec = low.tensors[n]
         if spec.pinned is not None:
             locs[n] = spec.pinned.view(n, 0, spec.pinned.rows)
+    for n in order:
+        spec = low.tensors[n]
+        if n in locs:
             continue
-        avoid = set().union(*(locs[m].homes() for m in together[n] if m in locs))
-        locs[n] = memory.alloc(n, spec.dtype, spec.rows, spec.cols, avoid)
+        if spec.view is not None:
+            base, row0 = spec.view
+            locs[n] = locs[base].view(n, row0, spec.rows)
+            continue
+        if spec.stripes > 1 and spec.rows > 1:
+            # weights: the passes of a kernel load one weight tensor at a time, so the striped
+            # weights of a run may share slices (the queue order keeps their loads apart)
+            avoid = set().union(*(locs[m].homes() for m in together[n]
+                                  if m in locs and low.tensors[m].stripes == 1))
+            locs[n] = memory.alloc_striped(n, spec.dtype, spec.rows, spec.cols, spec.stripes,
+                                           avoid)
+        else:
+            avoid = set().union(*(locs[m].homes() for m in together[n] if m in locs))
+            locs[n] = memory.alloc(n, spec.dtype, spec.rows, spec.cols, avoid)
     return locs
 
 
@@ -132,7 +154,7 @@ def _step_tensors(step) -> list[str]:
     elif isinstance(step, ReduceStep):
         names += [lf.name for lf in E.leaves(step.expr)] + ([step.also] if step.also else [])
     elif isinstance(step, TransposeStep):
-        names += list(step.x)
+        names += [*step.x, step.eye]
     else:
         names += [lf.name for lf in E.leaves(step.epilogue) if lf.name != "@acc"]
         for t in step.terms:
@@ -146,11 +168,14 @@ def _segments(low: Lowered, locs: dict[str, Loc], lanes: int) -> list[Segment]:
         if spec.data is None:
             continue
         loc = locs[name]
-        for c, sym in enumerate(loc.symbols()):
-            vals = spec.data[:, c * lanes:c * lanes + loc.chunk_cols(c)]
-            image = encode_tensor(sym, vals, lanes)
-            for p, s in enumerate(sym.slices):
-                segs.append(Segment(s, sym.bank, sym.addr, image[:, p].tobytes()))
+        parts = [(s, spec.data[k::len(loc.stripes)]) for k, s in enumerate(loc.stripes)] or [
+            (loc, spec.data)]
+        for part, data in parts:
+            for c, sym in enumerate(part.symbols()):
+                vals = data[:, c * lanes:c * lanes + part.chunk_cols(c)]
+                image = encode_tensor(sym, vals, lanes)
+                for p, s in enumerate(sym.slices):
+                    segs.append(Segment(s, sym.bank, sym.addr, image[:, p].tobytes()))
     return segs
 
 
@@ -164,22 +189,8 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
     scales = _calibrate(graph, calibration) if mode.quantized else {}
     lowered = lower(graph, mode, target, pinned, scales)
     memory = memory or Memory(target)
-    eye = None
-    if any(isinstance(s, TransposeStep) for s in lowered.steps):
-        eye_name = "eye"
-        while eye_name in lowered.tensors:
-            eye_name += "_"
-        from lpu_emu.compiler.lowering import TensorSpec
-        lowered.tensors[eye_name] = TensorSpec(eye_name, target.lanes, target.lanes,
-                                               dtype=mode.exact, role="const",
-                                               data=np.eye(target.lanes, dtype=np.float32))
     locs = place(lowered, target, memory)
-    if eye is None and "eye" in locs:
-        eye = next(locs[n] for n in locs if lowered.tensors[n].data is not None
-                   and n.startswith("eye"))
-    kernels: list[Kernel] = []
-    for step in lowered.steps:
-        kernels += build.kernels_for(target, step, locs, eye)
+    kernels = build.kernels(target, lowered.steps, locs)
     placed = schedule(kernels, target)
     em, notes = emit(placed, target)
     symbol_of = {c: _sanitise(g) for g, c in lowered.inputs.items()}
@@ -199,8 +210,11 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
             symbols.append(Tensor(base + s.name[len(n):], s.dtype, s.shape, s.slices, s.bank,
                                   s.addr))
     fname = f"{name or _sanitise(graph.name)}.lpu"
-    prog = program(em, target, fname, symbols, _segments(lowered, locs, target.lanes), [], 1)
-    return Compiled(graph, mode, target, prog, lowered, locs, placed, notes, memory, symbol_of)
+    lanemaps = [LaneMap(f"map{i}", m) for i, m in enumerate(lowered.lanemaps)]
+    prog = program(em, target, fname, symbols, _segments(lowered, locs, target.lanes), lanemaps,
+                   1)
+    return Compiled(graph, mode, target, prog, lowered, locs, placed, notes, memory, symbol_of,
+                    em.note)
 
 
 def _calibrate(graph: Graph, calibration: dict[str, np.ndarray] | None) -> dict[str, float]:

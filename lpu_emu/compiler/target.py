@@ -69,9 +69,33 @@ class Target:
             return int(self.chip.p("c2c_link_latency"))
         return int(self.chip.latency.get(mnemonic.lower(), ins.latency))
 
-    def occupancy(self, mnemonic: str) -> int:
+    def occupancy(self, mnemonic: str, dtype: str | None = None) -> int:
         occ = self.ins(mnemonic).occupancy
+        if occ == "mxm":
+            return self.acc_period(dtype or "int8")
         return occ if isinstance(occ, int) else 1
+
+    def acc_period(self, dtype: str) -> int:
+        """Cycles between ACCs on one plane (pair): the float occupancy for fp16/bf16."""
+        return self.chip.mxm_float_occupancy if dtype in ("fp16", "bf16") else 1
+
+    def planes_for(self, dtype: str) -> list[int]:
+        """Plane queues an MXM dtype may use, alternating hemispheres (W0, E0, W1, E1, ...):
+        fp16/bf16 products issue on the even plane of each pair, whose partner stays idle."""
+        step = int(self.chip.p("mxm_fp16_planes")) if dtype in ("fp16", "bf16") else 1
+        w, e = self.planes("W")[::step], self.planes("E")[::step]
+        out = []
+        for i in range(max(len(w), len(e))):
+            out += [s.index for s in (w[i:i + 1] + e[i:i + 1])]
+        return out
+
+    def lw_rows(self, dtype: str) -> int:
+        """Weight rows one LW takes per cycle when every plane an MXM kernel may use loads at
+        once: a hemisphere's planes share the streams flowing toward them, a load group
+        (`mxm_load_streams`) each, less the half the activations and epilogues need."""
+        per_side = max(1, len(self.planes_for(dtype)) // 2)
+        streams = min(self.chip.mxm_load_streams, self.streams // (2 * per_side))
+        return max(1, streams // self.width(dtype))
 
     def width(self, dtype: str) -> int:
         return self.isa.dtypes[dtype].width
