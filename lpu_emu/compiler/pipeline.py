@@ -171,6 +171,8 @@ def _segments(low: Lowered, locs: dict[str, Loc], lanes: int) -> list[Segment]:
         parts = [(s, spec.data[k::len(loc.stripes)]) for k, s in enumerate(loc.stripes)] or [
             (loc, spec.data)]
         for part, data in parts:
+            if not len(data):  # an empty stripe: no storage (its address is another's)
+                continue
             for c, sym in enumerate(part.symbols()):
                 vals = data[:, c * lanes:c * lanes + part.chunk_cols(c)]
                 image = encode_tensor(sym, vals, lanes)
@@ -206,6 +208,8 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
     symbols: list[Tensor] = []
     for n, loc in locs.items():
         for s in loc.symbols():
+            if not s.shape[0]:  # a stripe past the last row (3 rows in 4 stripes): no storage
+                continue
             base = symbol_of.get(n, n)
             symbols.append(Tensor(base + s.name[len(n):], s.dtype, s.shape, s.slices, s.bank,
                                   s.addr))
