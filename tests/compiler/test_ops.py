@@ -17,8 +17,8 @@ import pytest
 from compiler_helpers import MODES, TOL, both_cores, check, compare, random_inputs, single
 
 from lpu_emu.asm.assembler import assemble_text
-from lpu_emu.asm.disassembler import disassemble
 from lpu_emu.compiler.builder import GraphBuilder
+from lpu_emu.compiler.evaluate import evaluate
 from lpu_emu.compiler.pipeline import compile_graph
 from lpu_emu.errors import UsageError
 
@@ -331,22 +331,41 @@ def test_transpose_of_a_constant_is_folded_on_the_host():
     compare(g, random_inputs(g), c.run(random_inputs(g)), "fp32")
 
 
-@pytest.mark.parametrize("op", ["Split", "Slice", "Gather"])
-@pytest.mark.xfail(strict=True, reason="Split, Slice and Gather are graph ops (issue 7 point 1) "
-                   "that the lowering does not lower yet: 'op X is not lowered to the chip'")
-def test_graph_ops_not_lowered_yet(op):
-    b = GraphBuilder(op.lower())
-    x = b.input("x", (4, 8))
-    if op == "Split":
-        y = b.split(x, (3, 5))[0]
-    elif op == "Slice":
-        y = b.slice(x, 1, 3)
-    else:
-        y = b.gather(b.constant("table", np.eye(8, dtype=np.float32)),
-                     b.constant("idx", np.array([2, 0, 7])))
-    b.output(y, "y")
+SLICE_SHAPES = [(1, 2), (4, 17), (17, 320), (3, 321), (2, 640)]
+
+
+@pytest.mark.parametrize("shape", SLICE_SHAPES, ids=str)
+@pytest.mark.parametrize("axis", [0, 1])
+def test_split_and_slice_are_exact(shape, axis):
+    """Columns move between lanes on the SXM, rows are views: both exact."""
+    rows, cols = shape
+    n = shape[axis]
+    cut = max(1, n // 3)
+    b = GraphBuilder("split")
+    x = b.input("x", shape)
+    parts = b.split(x, (cut, n - cut), axis=axis) if n > 1 else [x]
+    sl = b.slice(x, n // 2, n, axis=axis)
+    for i, p in enumerate(parts):
+        b.output(b.relu(p) if p == x else p, f"p{i}")
+    b.output(sl, "s")
     g = b.build()
-    check(g, random_inputs(g), "fp32")
+    inputs = random_inputs(g)
+    got = compile_graph(g, "lp30", "fp32").run(inputs)
+    want = evaluate(g, inputs)
+    for name, value in want.items():
+        np.testing.assert_array_equal(got[name], value.astype(np.float32), err_msg=name)
+
+
+@pytest.mark.parametrize("mode", ["fp32", "bf16"])
+@pytest.mark.parametrize("table", [(8, 16), (50, 321), (321, 64)], ids=str)
+def test_gather_of_embedding_rows(table, mode):
+    rng = np.random.default_rng(table[0])
+    b = GraphBuilder("gather")
+    tab = b.constant("table", rng.standard_normal(table).astype(np.float32))
+    idx = b.constant("idx", rng.integers(0, table[0], 7))
+    b.output(b.add(b.gather(tab, idx), b.input("x", (7, table[1]))), "y")
+    g = b.build()
+    check(g, random_inputs(g), mode)
 
 
 @pytest.mark.xfail(strict=True, reason="a padding lane of 1/x, sqrt(x) or x/y is NaN (0 * inf "
@@ -458,7 +477,8 @@ def test_temporaries_never_share_a_symbol_with_a_graph_output():
     g = b.build()
     assert g.outputs == ("matmul_1",)
     c = compile_graph(g, "lp30", "fp32")
-    assert assemble_text(disassemble(c.program)) == c.program
+    text, program = c.assembly("names.lpu")
+    assert assemble_text(text, "names.lpu") == program
     inputs = random_inputs(g)
     compare(g, inputs, c.run(inputs), "fp32")
 

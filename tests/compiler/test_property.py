@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lpu_emu.asm.assembler import assemble_text
-from lpu_emu.asm.disassembler import disassemble
 from lpu_emu.compiler.builder import GraphBuilder
 
 ROWS = (1, 2, 3, 16, 17, 65)
@@ -134,7 +133,8 @@ def _check(graph, mode: str) -> None:
     compiled, got = both_cores(graph, inputs, mode)
     compare(graph, inputs, got, mode, floor=1.0)
     # its assembly text assembles to the identical program (issue 7 point 6)
-    assert assemble_text(disassemble(compiled.program)) == compiled.program
+    text, program = compiled.assembly("random.lpu")
+    assert assemble_text(text, "random.lpu") == program
 
 
 @_settings(30)
