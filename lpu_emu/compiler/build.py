@@ -55,7 +55,8 @@ def _mm_jobs(target: Target, step: MmStep, locs: dict[str, Loc],
     sizes = {nt: (min(lanes, locs[first.w[0]].rows - first.w_row - nt * lanes)
                   if first.install == "IWT" else 0) for nt in range(out.nchunks)}
     jobs: dict[tuple[int, ...], list[K.Job]] = {}
-    for group in _groups(list(range(out.nchunks)), sizes, width):
+    # IWT tiles are row ranges of one chunk: planes loading together would read one slice twice
+    for group in _groups(list(range(out.nchunks)), sizes, width if first.install != "IWT" else 1):
         for k, b0 in enumerate(range(0, rows, block)):
             passes = []
             for term in step.terms:
@@ -137,7 +138,7 @@ def _t_jobs(target: Target, step: TransposeStep, locs: dict[str, Loc],
     epilogue = (K.ACC_LEAF if out.dtype == "fp32"
                 else E.Ex("Cvt", (K.ACC_LEAF,), dtype2=out.dtype))
     jobs: dict[tuple[int, ...], list[K.Job]] = {}
-    for group in _groups(list(sizes), sizes, width):
+    for group in _groups(list(sizes), sizes, 1):  # row ranges of one chunk (as IWT above)
         for kt in range(x.nchunks):
             cols = x.chunk_cols(kt)
             for k0 in range(0, cols, block):

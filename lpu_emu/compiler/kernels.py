@@ -221,6 +221,9 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                                           load_alus):
                     lw_ts = [s.t for s in pipe.slots if s.mnemonic == "LW"]
                     pipe.start = max(t - min(lw_ts), after(target, loads, pipe))
+                    if _reads(pipe) & {q for f in feeds for q in _reads(f)}:
+                        # weights from slices the feeds read too (q = k = v): no overlap
+                        pipe.start = max(pipe.start, after(target, feeds, pipe))
                     loads.append(pipe)
                     streams.append(s_load)
                     t = pipe.start + max(lw_ts) + pipe.count
@@ -247,6 +250,8 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                         period=period)
             acc_ts = [s.t for s in pipe.slots if s.mnemonic == "ACC"]
             pipe.start = max(t - min(acc_ts), after(target, feeds, pipe))
+            if _reads(pipe) & {q for f in loads for q in _reads(f)}:
+                pipe.start = max(pipe.start, after(target, loads, pipe))
             feeds.append(pipe)
             streams.append(s_main)
             t = pipe.start + max(acc_ts) + job.rows * period
@@ -282,6 +287,11 @@ def _load_groups(target: Target, planes: list[int], mxm_dtype: str,
             raise CompileError(f"more planes than load groups on one side ({len(planes)})")
         out[q] = (west, base, need)
     return out
+
+
+def _reads(pipe: Pipe) -> set[int]:
+    """The MEM queues a pipe reads from."""
+    return {s.queue for s in pipe.slots if s.mnemonic == "Read"}
 
 
 def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str,

@@ -27,7 +27,7 @@ import numpy as np
 
 from lpu_emu.compiler import expr as E
 from lpu_emu.compiler.graph import Graph, Node
-from lpu_emu.compiler.precision import SUM_PARTS, TRANSPOSE_PARTS, Mode
+from lpu_emu.compiler.precision import TRANSPOSE_PARTS, Mode
 from lpu_emu.compiler.target import Target
 from lpu_emu.errors import UsageError
 from lpu_emu.numerics import from_storage, to_storage
@@ -415,7 +415,16 @@ class Lowering:
     def op_Mul(self, n: Node) -> None:
         self._set(n, E.mul)
 
+    def _once(self, value: str) -> None:
+        """Materialise a value that an op's expansion reads several times (1/b reads b four
+        times, sqrt(b) twice): b's ops would run that often, and a chain of transcendentals
+        then needs more large ALUs than the VXM has."""
+        if isinstance(self.exprs.get(value), E.Ex):
+            self.leaf(value)
+
     def op_Div(self, n: Node) -> None:
+        self._once(n.inputs[1])
+
         def div(a, b):
             if isinstance(b, E.Imm):
                 return E.mul(a, E.Imm(1.0 / b.value))
@@ -443,9 +452,11 @@ class Lowering:
                                      E.Imm(0.5)))
 
     def op_Sqrt(self, n: Node) -> None:
+        self._once(n.inputs[0])
         self._set(n, lambda a: E.mul(a, E.unary("Rsqrt", a)))
 
     def op_Reciprocal(self, n: Node) -> None:
+        self._once(n.inputs[0])
         self._set(n, reciprocal)
 
     def op_Gelu(self, n: Node) -> None:
@@ -698,9 +709,15 @@ class Lowering:
             p, mxm = self._fparts(), self._fmxm()
             wt = self.leaf(b).name
             wr, wc = self.dims(b)
-            term = Term(self.split(E.Leaf(x), rows, self.dims(a)[1], p, mxm),
+            k = self.dims(a)[1]
+            mask = None
+            if n.attr("trans_b") and k % self.target.lanes:
+                # K runs across lanes: x's padding lanes would meet W's, and neither is zero
+                # after e.g. a sigmoid; x streams through ones over its K columns
+                mask = (self.const(f"{n.name}.k", np.ones((1, k)), mxm), 0)
+            term = Term(self.split(E.Leaf(x), rows, k, p, mxm),
                         self.split(E.Leaf(wt), wr, wc, p, mxm),
-                        "IWT" if n.attr("trans_b") else "IW", parts=p)
+                        "IWT" if n.attr("trans_b") else "IW", parts=p, x_mask=mask)
         if bias is not None:
             epi = E.add(epi, bias)
         step = MmStep(out, (term,), epi, mxm, n.name)
@@ -743,8 +760,9 @@ class Lowering:
         parts, times a column of ones on the MXM."""
         ones = self._ones(cols)
         out = self.tensor(self.fresh("rowsum"), rows, self.target.lanes, bcast=True)
-        xs = self.split(e, rows, cols, SUM_PARTS, self.mode.exact, note)
-        self.steps.append(MmStep(out, (Term(xs, (ones,), parts=SUM_PARTS),), epilogue,
+        n = self.mode.sum_parts
+        xs = self.split(e, rows, cols, n, self.mode.exact, note)
+        self.steps.append(MmStep(out, (Term(xs, (ones,), parts=n),), epilogue,
                                  self.mode.exact, note))
         return out
 
@@ -798,13 +816,24 @@ class Lowering:
                              "lowered", hint="softmax over the last axis")
         rows, cols = self.dims(n.inputs[0])
         s = self.operand(n.inputs[0], (rows, cols))
+        # a constant mask (and the causal one) may hold -inf, which the MXM transpose would turn
+        # into NaN (-inf times the identity's zeros): it is transposed on the host, added after
+        mask_t = causal_mask(rows, cols).T if n.attr("causal") else None
         if len(n.inputs) > 1:
-            s = E.add(s, self.operand(n.inputs[1], (rows, cols)))
-        if n.attr("causal"):
-            s = E.add(s, E.Leaf(self.const("causal", causal_mask(rows, cols))))
+            mv = self.value_const(n.inputs[1])
+            if mv is None:
+                s = E.add(s, self.operand(n.inputs[1], (rows, cols)))
+            else:
+                m = np.broadcast_to(np.asarray(mv, dtype=np.float32), (rows, cols)).T
+                mask_t = m if mask_t is None else mask_t + m
         xt = self.tensor(self.fresh(f"{n.outputs[0]}.T"), cols, rows)
         self.steps.append(self._transpose(xt, self.tparts(s, rows, cols), self.mode.exact,
                                         n.name))
+        if mask_t is not None:
+            masked = self.tensor(self.fresh(f"{n.outputs[0]}.masked"), cols, rows)
+            self.steps.append(MapStep(masked, E.add(E.Leaf(xt), E.Leaf(self.const(
+                f"{n.name}.maskT", mask_t))), f"{n.name} mask"))
+            xt = masked
         pt = self.softmax_rows(xt, cols, rows, 1, n.name)
         out = self.tensor(self.fresh(n.outputs[0]), rows, cols)
         self.steps.append(self._transpose(out, self.tparts(E.Leaf(pt), cols, rows),

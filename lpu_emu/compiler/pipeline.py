@@ -171,6 +171,8 @@ def _segments(low: Lowered, locs: dict[str, Loc], lanes: int) -> list[Segment]:
         parts = [(s, spec.data[k::len(loc.stripes)]) for k, s in enumerate(loc.stripes)] or [
             (loc, spec.data)]
         for part, data in parts:
+            if not len(data):  # an empty stripe: no storage (its address is another's)
+                continue
             for c, sym in enumerate(part.symbols()):
                 vals = data[:, c * lanes:c * lanes + part.chunk_cols(c)]
                 image = encode_tensor(sym, vals, lanes)
@@ -195,9 +197,19 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
     em, notes = emit(placed, target)
     symbol_of = {c: _sanitise(g) for g, c in lowered.inputs.items()}
     symbol_of.update({c: _sanitise(g) for g, c in lowered.outputs.items()})
+    taken = set(symbol_of.values())
+    for n in locs:  # a temporary named like a graph input or output ('matmul_1') steps aside
+        if n not in symbol_of and n in taken:
+            alt = n + "_"
+            while alt in taken or alt in locs:
+                alt += "_"
+            symbol_of[n] = alt
+            taken.add(alt)
     symbols: list[Tensor] = []
     for n, loc in locs.items():
         for s in loc.symbols():
+            if not s.shape[0]:  # a stripe past the last row (3 rows in 4 stripes): no storage
+                continue
             base = symbol_of.get(n, n)
             symbols.append(Tensor(base + s.name[len(n):], s.dtype, s.shape, s.slices, s.bank,
                                   s.addr))

@@ -123,16 +123,17 @@ class Memory:
         return best
 
     def alloc(self, name: str, dtype: str, rows: int, cols: int,
-              avoid: set[int] | frozenset[int] = frozenset()) -> Loc:
+              avoid: set[int] | frozenset[int] = frozenset(),
+              never: set[int] | frozenset[int] = frozenset()) -> Loc:
         """Place a tensor, each chunk on slices outside `avoid` and apart from its other chunks
-        where there is room."""
+        where there is room, and always outside `never`."""
         t = self.target
         w = t.width(dtype)
         chunks: list[Chunk] = []
         for _ in range(math.ceil(cols / t.lanes)):
             taken = set().union(*(c.home for c in chunks)) if chunks else set()
-            pick = (self._pick(w, rows, set(avoid) | taken) or self._pick(w, rows, taken)
-                    or self._pick(w, rows, set()))
+            pick = (self._pick(w, rows, set(avoid) | taken | set(never))
+                    or self._pick(w, rows, taken | set(never)) or self._pick(w, rows, set(never)))
             if pick is None:
                 raise UsageError(f"tensor {name!r} ({rows}x{cols} {dtype}) does not fit in the "
                                  f"SRAM left on {t.chip.name}",
@@ -150,8 +151,8 @@ class Memory:
         stripes, so that one LW can take `stripes` consecutive rows in one cycle."""
         parts: list[Loc] = []
         for k in range(stripes):
-            taken = set(avoid).union(*(p.homes() for p in parts))
+            others = set().union(*(p.homes() for p in parts))  # one LW reads them all at once
             n = len(range(k, rows, stripes))
-            parts.append(self.alloc(f"{name}.s{k}", dtype, n, cols, taken))
+            parts.append(self.alloc(f"{name}.s{k}", dtype, n, cols, set(avoid), others))
         parts = [dataclasses.replace(p, base=name) for p in parts]
         return Loc(name, dtype, rows, cols, (), self.target.lanes, name, tuple(parts))

@@ -7,8 +7,9 @@ x = p0 + p1 + p2 with p_i = dtype(x - p0 - ... - p_{i-1}). Products of parts who
 past `parts - 1` are dropped (their size is below fp32's last bit), so fp32 mode is three bf16
 passes per matmul (hi*hi, lo*hi, hi*lo), as accelerators without fp32 MACs do it. Reductions
 (means, variances, softmax sums) and transposes run on the MXM too and always keep fp32 accuracy
-(the VXM's math is fp32 in every mode): two parts for sums against exact ones, three for exact
-transposes.
+(the VXM's math is fp32 in every mode): sums against exact ones take three parts in fp32 mode
+(all 24 bits: a mean of values far from zero, or a one-column LayerNorm, stays fp32-exact) and
+two elsewhere, three for exact transposes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class Mode:
     def quantized(self) -> bool:
         return self.mxm == "int8"
 
+    @property
+    def sum_parts(self) -> int:
+        """Parts of a value summed against exact ones (LayerNorm's mean and variance)."""
+        return TRANSPOSE_PARTS if self.name == "fp32" else SUM_PARTS
+
 
 MODES = {
     "fp32": Mode("fp32", "bf16", 2, "bf16"),
@@ -38,7 +44,7 @@ MODES = {
     "fp8": Mode("fp8", "fp8e4m3", 1, "bf16"),
 }
 
-SUM_PARTS = 2  # an fp32 value against exact ones: two bf16 parts keep 16 of 24 bits per term
+SUM_PARTS = 2  # an fp32 value against exact ones outside fp32 mode: 16 of 24 bits per term
 TRANSPOSE_PARTS = 3  # three bf16 parts hold an fp32 significand exactly
 
 
