@@ -150,21 +150,53 @@ def import_model(model: Any, shapes: dict[str, Shape] | None = None, *,
 
 
 def _opset(model: Any) -> int:
+    """The model's default-domain opset. A newer one than OPSETS is accepted when every op the
+    model uses has, at that opset, the signature it had at the newest known one (the same
+    inputs, outputs and attributes: later versions of these ops only added element types)."""
     version = None
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
             version = entry.version
-    if version is None or version not in OPSETS:
-        raise UsageError(f"ONNX opset {version} is not supported",
-                         hint=f"opsets {OPSETS.start} to {OPSETS.stop - 1}; re-export with "
-                              f"torch.onnx.export(..., opset_version=17)")
+    hint = (f"opsets {OPSETS.start} to {OPSETS.stop - 1}; re-export with "
+            f"torch.onnx.export(..., opset_version=17)")
+    if version is None or version < OPSETS.start:
+        raise UsageError(f"ONNX opset {version} is not supported", hint=hint)
+    if version >= OPSETS.stop:
+        for op in sorted({n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx")}):
+            if not _same_signature(op, version, OPSETS.stop - 1):
+                raise UsageError(f"ONNX opset {version} is not supported: {op} changed after "
+                                 f"opset {OPSETS.stop - 1}", hint=hint)
     return version
+
+
+def _same_signature(op: str, version: int, known: int) -> bool:
+    defs = _onnx().defs
+    try:
+        new, old = defs.get_schema(op, version), defs.get_schema(op, known)
+    except Exception:  # SchemaError: the op does not exist at one of the two versions
+        return False
+    return ([i.name for i in new.inputs] == [i.name for i in old.inputs]
+            and [o.name for o in new.outputs] == [o.name for o in old.outputs]
+            and set(new.attributes) == set(old.attributes))
 
 
 def real_inputs(model: Any) -> list[Any]:
     """The graph inputs a caller must feed (older exports also list initializers as inputs)."""
     init = {t.name for t in model.graph.initializer}
     return [i for i in model.graph.input if i.name not in init]
+
+
+def static_inputs(model: Any) -> list[str]:
+    """Graph inputs that feed a shape-fixing operand (STATIC_OPERANDS): a caller binds them to
+    their arrays (`import_model(constants=...)`), since the chip's shapes are fixed."""
+    names = {i.name for i in real_inputs(model)}
+    found: list[str] = []
+    for node in model.graph.node:
+        for pos in STATIC_OPERANDS.get(node.op_type, ()):
+            if pos < len(node.input) and node.input[pos] in names and \
+                    node.input[pos] not in found:
+                found.append(node.input[pos])
+    return found
 
 
 def _with_static_inputs(onnx: Any, model: Any, shapes: dict[str, Shape],
@@ -309,8 +341,8 @@ class _Import:
                     name=self.fresh(f"{base}#{len(self.nodes)}"))
         try:
             shapes = infer(node, [self.values[i].shape for i in inputs])
-        except UsageError as e:
-            raise self.fail(e.message) from None
+        except UsageError as e:  # the message names the IR node; ours names the ONNX one
+            raise self.fail(e.message.split("): ", 1)[-1]) from None
         dtype = dtype or self.values[inputs[0]].dtype
         for o, s in zip(outs, shapes, strict=True):
             if any(d <= 0 for d in s):
@@ -378,15 +410,15 @@ class _Import:
     def _finish(self, name: str) -> Graph:
         outputs = []
         for out in self.model.graph.output:
-            o = out.name
-            src = self.ir(o) if o in self.consts or o in self.alias else o
-            if src != o or o in self.inputs or o in self.ir_consts:
-                if o in self.values:
-                    raise UsageError(f"graph output {o!r} is also a graph input or a constant: "
-                                     f"the compiled program needs it computed")
-                self.node = _Named(o)
+            o = self.node = out.name
+            self.node = _Named(o)
+            if o in self.consts and o not in self.values:  # a folded output: copied out
+                self.consts[self.fresh(f"{o}/const")] = self.consts.pop(o)
+                self.alias[o] = next(reversed(self.consts))
+            src = self.ir(o) if o in self.alias else o
+            if src != o:
                 self.emit("Reshape", [src], o, shape=self.values[src].shape)
-                self.node = None
+            self.node = None
             outputs.append(o)
         return Graph(name, dict(self.values), tuple(self.inputs), tuple(outputs),
                      tuple(self.nodes), dict(self.ir_consts)).check()
@@ -499,7 +531,11 @@ def _pow(imp: _Import, node: Any) -> None:
         if c == -0.5:
             imp.emit("Reciprocal", [imp.emit("Sqrt", [xv])], out)
             return
-    imp.emit("Pow", _float_in(imp, node, [x, e]), out)
+    (xv,) = _float_in(imp, node, [x])
+    ev = imp.ir(e)
+    if imp.values[ev].dtype != "fp32":  # an integer exponent: the chip's Pow is float32
+        ev = imp.emit("Cast", [ev], dtype="fp32", to="fp32")
+    imp.emit("Pow", [xv, ev], out)
 
 
 def _matmul(imp: _Import, node: Any) -> None:
@@ -583,13 +619,13 @@ def _axis(imp: _Import, axis: int, rank: int) -> int:
 def _layernorm(imp: _Import, node: Any) -> None:
     """LayerNormalization over the trailing axes from `axis`; more than one is flattened."""
     attrs = _accept(imp, node, ("axis", "epsilon", "stash_type"))
-    if any(node.output[1:]):
-        raise imp.fail("the outputs Mean and InvStdDev are not supported",
-                       hint="only the normalized output (what exports use)")
     x, *params = _float_in(imp, node, [i for i in node.input[:3] if i])
     shape = imp.values[x].shape
     axis = _axis(imp, attrs.get("axis", -1), len(shape))
     eps = float(attrs.get("epsilon", 1e-5))
+    if any(node.output[1:]):
+        _layernorm_stats(imp, node, x, params, axis, eps)
+        return
     if axis == len(shape) - 1:
         imp.emit("LayerNormalization", [x, *params], node.output[0], epsilon=eps)
         return
@@ -602,6 +638,23 @@ def _layernorm(imp: _Import, node: Any) -> None:
         flat_params.append(imp.emit("Reshape", [full], shape=(inner,)))
     y = imp.emit("LayerNormalization", [flat, *flat_params], epsilon=eps)
     imp.emit("Reshape", [y], node.output[0], shape=shape)
+
+
+def _layernorm_stats(imp: _Import, node: Any, x: str, params: list[str], axis: int,
+                     eps: float) -> None:
+    """LayerNormalization whose Mean and InvStdDev outputs are read: written out in IR ops."""
+    axes = tuple(range(axis, len(imp.values[x].shape)))
+    outs = list(node.output) + ["", ""]
+    mean = imp.emit("ReduceMean", [x], outs[1] or None, axes=axes, keepdims=1)
+    d = imp.emit("Sub", [x, mean])
+    var = imp.emit("ReduceMean", [imp.emit("Mul", [d, d])], axes=axes, keepdims=1)
+    inv = imp.emit("Reciprocal", [imp.emit("Sqrt", [imp.emit("Add", [var, _scalar(imp, eps)])])],
+                   outs[2] or None)
+    y = imp.emit("Mul", [d, inv], None if len(params) > 1 else outs[0])
+    if params:
+        y = imp.emit("Mul", [y, params[0]], None if len(params) > 1 else outs[0])
+    if len(params) > 1:
+        imp.emit("Add", [y, params[1]], outs[0])
 
 
 def _reduce(imp: _Import, node: Any) -> None:
@@ -647,7 +700,7 @@ def _flatten(imp: _Import, node: Any) -> None:
     axis = attrs.get("axis", 1)
     if not -len(src) <= axis <= len(src):
         raise imp.fail(f"axis {axis} is out of range for rank {len(src)}")
-    axis %= len(src) + 1
+    axis += len(src) if axis < 0 else 0
     _reshape_to(imp, node, (math.prod(src[:axis]), math.prod(src[axis:])))
 
 
