@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
@@ -29,6 +30,13 @@ def model(nodes: list[Any], feeds: dict[str, np.ndarray], outputs: list[str],
     inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()]
     m = helper.make_model(helper.make_graph(nodes, "test", ins, outs, inits),
                           opset_imports=[helper.make_opsetid("", opset)])
+    return m
+
+
+def checked(m: Any) -> Any:
+    """The model with its output types filled in by shape inference (the checker wants them)."""
+    m = onnx.shape_inference.infer_shapes(m)
+    onnx.checker.check_model(m)
     return m
 
 
