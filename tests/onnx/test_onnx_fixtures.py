@@ -54,6 +54,8 @@ def test_fixture_bert_fuses_to_attention_and_layernorm() -> None:
     assert all(len(n.inputs) == 4 and n.attr("num_heads") == 2 and not n.attr("causal")
                for n in att)
     assert count["Transpose"] == 0 and count["Gather"] == 1  # shape chains folded away
+    assert count["Gelu"] == 2 and count["Erf"] == 0
+    assert all(n.attr("approximate") == "none" for n in graph.nodes if n.op == "Gelu")
 
 
 def test_fixture_decoder_fuses_causal_attention_and_written_layernorm() -> None:
@@ -62,6 +64,8 @@ def test_fixture_decoder_fuses_causal_attention_and_written_layernorm() -> None:
     assert (count["Attention"], count["LayerNormalization"], count["ReduceMean"]) == (2, 5, 0)
     att = [n for n in graph.nodes if n.op == "Attention"]
     assert all(len(n.inputs) == 3 and n.attr("causal") == 1 for n in att)
+    assert count["Gelu"] == 2 and count["Tanh"] == 0
+    assert all(n.attr("approximate") == "tanh" for n in graph.nodes if n.op == "Gelu")
 
 
 def test_fixture_needs_its_sequence_length() -> None:

@@ -12,8 +12,10 @@ from lpu_emu.compiler.builder import GraphBuilder
 from lpu_emu.compiler.evaluate import evaluate
 from lpu_emu.compiler.frontends.onnx_passes import (
     fuse_attention,
+    fuse_gelu,
     fuse_layernorm,
     fuse_matmul_bias,
+    fuse_transposes,
     prune,
 )
 from lpu_emu.compiler.graph import Graph
@@ -142,3 +144,49 @@ def test_prune_drops_what_no_output_reads() -> None:
     assert ops(after) == ["Exp"]
     assert set(after.constants) == set()
     assert set(after.values) == {"x", after.outputs[0]}
+
+
+def written_gelu(form: str) -> Graph:
+    """GELU as torch exports write it (operand orders as in the exports)."""
+    b = GraphBuilder("gelu")
+    x = b.input("x", (S, D))
+
+    def c(v: float) -> str:
+        return b.constant(f"c{len(b.constants)}", np.array(v))
+
+    if form == "none":
+        inner = b.add(b.erf(b.div(x, c(math.sqrt(2.0)))), c(1.0))
+        b.output(b.mul(b.mul(x, inner), c(0.5)))
+    elif form == "tanh":
+        cube = b.mul(x, b.mul(x, x))
+        t = b.tanh(b.mul(c(math.sqrt(2 / math.pi)), b.add(x, b.mul(c(0.044715), cube))))
+        b.output(b.mul(c(0.5), b.mul(x, b.add(c(1.0), t))))
+    else:  # a look-alike: 0.5 x (1 + tanh x)
+        b.output(b.mul(c(0.5), b.mul(x, b.add(c(1.0), b.tanh(x)))))
+    return b.build()
+
+
+@pytest.mark.parametrize("form", ["none", "tanh"])
+def test_fuse_gelu_written_forms(form: str) -> None:
+    before = written_gelu(form)
+    after = fuse_gelu(before)
+    assert ops(after) == ["Gelu"] and after.nodes[0].attr("approximate") == form
+    want = evaluate(before, {"x": np.linspace(-4, 4, S * D).reshape(S, D)})
+    got = evaluate(after, {"x": np.linspace(-4, 4, S * D).reshape(S, D)})
+    np.testing.assert_allclose(got[after.outputs[0]], want[before.outputs[0]], rtol=1e-6,
+                               atol=1e-7)  # float32 constants: close, not equal
+
+
+def test_fuse_gelu_look_alike_is_left_alone() -> None:
+    before = written_gelu("other")
+    assert ops(fuse_gelu(before)) == ops(before)
+
+
+def test_fuse_transposes_composes_perms() -> None:
+    b = GraphBuilder("t")
+    x = b.input("x", (2, 3, 4, 5))
+    b.output(b.transpose(b.transpose(x, (0, 2, 1, 3)), (0, 1, 3, 2)))
+    before = b.build()
+    after = fuse_transposes(before)
+    assert ops(after) == ["Transpose"] and after.nodes[0].attr("perm") == (0, 2, 3, 1)
+    same_values(before, after, {"x": R.standard_normal((2, 3, 4, 5))})

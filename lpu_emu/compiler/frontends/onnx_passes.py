@@ -315,7 +315,140 @@ def fuse_matmul_bias(graph: Graph) -> Graph:
     return rw.result()
 
 
-PASSES: tuple[Pass, ...] = (fuse_layernorm, fuse_attention, fuse_matmul_bias)
+_ARITH = ("Add", "Sub", "Mul", "Div", "Pow")
+_GELU_PROBE = np.linspace(-6.0, 6.0, 97)
+
+
+def fuse_gelu(graph: Graph) -> Graph:
+    """A written-out GELU (erf form: x * 0.5 * (1 + erf(x / sqrt 2)); tanh form:
+    0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))), in any operand order) -> Gelu.
+
+    Around each Erf or Tanh, a candidate chain is the elementwise nodes between one value x and an
+    end node, with scalar constants as the only other leaves; it is fused when it computes the
+    same numbers as Gelu (of either form) on a probe of x values, so spelling variants of the
+    export do not matter."""
+    rw = _Rewriter(graph)
+    consumers = graph.consumers()
+    done: set[str] = set()
+    for anchor in graph.nodes:
+        if anchor.op not in ("Erf", "Tanh") or anchor.outputs[0] in done:
+            continue
+        match = _gelu_match(rw, consumers, anchor)
+        if match is None:
+            continue
+        x, end, cone, form = match
+        done.update(o for n in cone for o in n.outputs)
+        rw.replace[end.outputs[0]] = [Node("Gelu", (x,), end.outputs, (("approximate", form),),
+                                           name=f"{end.name}/gelu")]
+    return rw.result()
+
+
+def _gelu_match(rw: _Rewriter, consumers: dict[str, list[Node]],
+                anchor: Node) -> tuple[str, Node, list[Node], str] | None:
+    ends = [anchor]
+    while len(ends) < 5:
+        nxt = _sole_reader(rw, ends[-1].outputs[0])
+        if nxt is None or nxt.op not in _ARITH:
+            break
+        ends.append(nxt)
+    xs: list[str] = []
+    frontier = [anchor]
+    for _ in range(6):
+        step = []
+        for n in frontier:
+            for i in n.inputs:
+                if i in rw.constants or i in xs:
+                    continue
+                xs.append(i)
+                p = rw.producer.get(i)
+                if p is not None and p.op in _ARITH:
+                    step.append(p)
+        frontier = step
+    for end in reversed(ends):
+        for x in xs:
+            cone = _cone(rw, x, end)
+            if cone is None or not _private(rw, consumers, cone, end):
+                continue
+            form = _gelu_form(rw, x, cone, end)
+            if form:
+                return x, end, cone, form
+    return None
+
+
+def _cone(rw: _Rewriter, x: str, end: Node) -> list[Node] | None:
+    """The nodes computing `end` from `x` and scalar constants only, in graph order; or None."""
+    seen: dict[str, Node] = {}
+    stack = [end]
+    while stack:
+        n = stack.pop()
+        if n.outputs[0] in seen:
+            continue
+        if n.op not in (*_ARITH, "Erf", "Tanh"):
+            return None
+        seen[n.outputs[0]] = n
+        for i in n.inputs:
+            if i == x:
+                continue
+            c = rw.const(i)
+            if c is not None:
+                if c.size != 1:
+                    return None
+                continue
+            p = rw.producer.get(i)
+            if p is None:
+                return None
+            stack.append(p)
+    order = {n.outputs[0]: k for k, n in enumerate(rw.graph.nodes)}
+    return sorted(seen.values(), key=lambda n: order[n.outputs[0]])
+
+
+def _private(rw: _Rewriter, consumers: dict[str, list[Node]], cone: list[Node],
+             end: Node) -> bool:
+    inner = {n.outputs[0] for n in cone} - {end.outputs[0]}
+    return all(r in cone for v in inner for r in consumers[v]) and \
+        not inner & set(rw.graph.outputs)
+
+
+def _gelu_form(rw: _Rewriter, x: str, cone: list[Node], end: Node) -> str:
+    """'none' or 'tanh' if the cone computes that Gelu of x on the probe, else ''."""
+    from lpu_emu.compiler.evaluate import EVAL, gelu
+
+    env: dict[str, np.ndarray] = {x: _GELU_PROBE}
+    with np.errstate(all="ignore"):
+        for n in cone:
+            args = [env[i] if i in env else np.asarray(rw.constants[i], np.float64).reshape(())
+                    for i in n.inputs]
+            env[n.outputs[0]] = np.asarray(EVAL[n.op](n, args))
+    got = env[end.outputs[0]]
+    if got.shape != _GELU_PROBE.shape:
+        return ""
+    for form in ("none", "tanh"):
+        if np.allclose(got, gelu(_GELU_PROBE, form), rtol=1e-5, atol=1e-6):
+            return form
+    return ""
+
+
+def fuse_transposes(graph: Graph) -> Graph:
+    """Transpose(Transpose(x, p1), p2) -> Transpose(x, p1 o p2) when the inner one has no other
+    reader (exports write k.transpose(1, 2) then .transpose(-1, -2) for K^T)."""
+    rw = _Rewriter(graph)
+    for outer in graph.nodes:
+        if outer.op != "Transpose":
+            continue
+        inner = rw.node(outer.inputs[0], "Transpose")
+        if inner is None or inner.outputs[0] in rw.replace:
+            continue
+        rank = len(rw.values[inner.inputs[0]].shape)
+        p1 = tuple(inner.attr("perm")) or tuple(reversed(range(rank)))
+        p2 = tuple(outer.attr("perm")) or tuple(reversed(range(rank)))
+        perm = tuple(p1[k] for k in p2)
+        rw.replace[outer.outputs[0]] = [Node("Transpose", inner.inputs, outer.outputs,
+                                             (("perm", perm),), name=outer.name)]
+    return rw.result()
+
+
+PASSES: tuple[Pass, ...] = (fuse_layernorm, fuse_gelu, fuse_transposes, fuse_attention,
+                            fuse_matmul_bias)
 
 
 def run_all(graph: Graph) -> Graph:
