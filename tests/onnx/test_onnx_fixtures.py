@@ -1,5 +1,6 @@
-"""The two torch.onnx.export fixtures (tests/onnx/fixtures/make_fixtures.py made them):
-imported, fused, evaluated, and compared with onnx's reference evaluator."""
+"""The torch.onnx.export fixtures (tests/onnx/fixtures/make_fixtures.py made them; `_dynamo`:
+torch's default exporter, weights in an external file): imported, fused, evaluated, and compared
+with onnx's reference evaluator."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ pytest.importorskip("onnx")
 from onnx_helpers import FIXTURES, reference, rel_error  # noqa: E402
 
 from lpu_emu.compiler.evaluate import evaluate  # noqa: E402
-from lpu_emu.compiler.frontends.onnx import load_onnx, read_model  # noqa: E402
+from lpu_emu.compiler.frontends.onnx import load_onnx, model_from_bytes, read_model  # noqa: E402
+from lpu_emu.errors import LoadError  # noqa: E402
 
 SEQ = 16
 R = np.random.default_rng(11)
@@ -30,7 +32,11 @@ def decoder_feeds() -> dict[str, np.ndarray]:
 
 
 CASES = {"tiny_bert": (bert_feeds, "last_hidden_state"),
-         "tiny_decoder": (decoder_feeds, "logits")}
+         "tiny_decoder": (decoder_feeds, "logits"),
+         "tiny_bert_dynamo": (bert_feeds, "last_hidden_state"),
+         "tiny_decoder_dynamo": (decoder_feeds, "logits")}
+BERTS = ["tiny_bert", "tiny_bert_dynamo"]
+DECODERS = ["tiny_decoder", "tiny_decoder_dynamo"]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -45,9 +51,10 @@ def test_fixture_matches_reference_evaluator(name: str) -> None:
     assert rel_error(got, want) <= 1e-4
 
 
-def test_fixture_bert_fuses_to_attention_and_layernorm() -> None:
-    graph = load_onnx(FIXTURES / "tiny_bert.onnx", {"input_ids": (1, SEQ),
-                                                    "attention_mask": (1, SEQ)})
+@pytest.mark.parametrize("name", BERTS)
+def test_fixture_bert_fuses_to_attention_and_layernorm(name: str) -> None:
+    graph = load_onnx(FIXTURES / f"{name}.onnx", {"input_ids": (1, SEQ),
+                                                  "attention_mask": (1, SEQ)})
     count = Counter(n.op for n in graph.nodes)
     assert (count["Attention"], count["LayerNormalization"], count["Softmax"]) == (2, 5, 0)
     att = [n for n in graph.nodes if n.op == "Attention"]
@@ -58,8 +65,9 @@ def test_fixture_bert_fuses_to_attention_and_layernorm() -> None:
     assert all(n.attr("approximate") == "none" for n in graph.nodes if n.op == "Gelu")
 
 
-def test_fixture_decoder_fuses_causal_attention_and_written_layernorm() -> None:
-    graph = load_onnx(FIXTURES / "tiny_decoder.onnx", {"input_ids": (1, SEQ)})
+@pytest.mark.parametrize("name", DECODERS)
+def test_fixture_decoder_fuses_causal_attention_and_written_layernorm(name: str) -> None:
+    graph = load_onnx(FIXTURES / f"{name}.onnx", {"input_ids": (1, SEQ)})
     count = Counter(n.op for n in graph.nodes)
     assert (count["Attention"], count["LayerNormalization"], count["ReduceMean"]) == (2, 5, 0)
     att = [n for n in graph.nodes if n.op == "Attention"]
@@ -77,5 +85,21 @@ def test_fixture_needs_its_sequence_length() -> None:
 
 
 def test_fixture_files_are_small() -> None:
-    for name in CASES:
-        assert (FIXTURES / f"{name}.onnx").stat().st_size < 1 << 20
+    files = list(FIXTURES.glob("*.onnx*"))
+    assert len(files) == 6
+    assert all(f.stat().st_size < 1 << 20 for f in files)
+
+
+def test_fixture_without_its_external_weights_is_a_load_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    alone = tmp_path / "m.onnx"
+    alone.write_bytes((FIXTURES / "tiny_bert_dynamo.onnx").read_bytes())
+    with pytest.raises(LoadError) as e:
+        load_onnx(alone, {"input_ids": (1, SEQ), "attention_mask": (1, SEQ)})
+    assert e.value.message.startswith(f"{alone}: cannot read its external weights: ")
+
+
+def test_fixture_external_weights_from_bytes_is_a_load_error() -> None:
+    data = (FIXTURES / "tiny_decoder_dynamo.onnx").read_bytes()
+    with pytest.raises(LoadError) as e:
+        model_from_bytes(data, "dec.onnx")
+    assert e.value.message == "dec.onnx: the model keeps its weights in external files"

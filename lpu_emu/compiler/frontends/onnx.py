@@ -88,8 +88,10 @@ def parse_shapes(specs: Iterable[str]) -> dict[str, Shape]:
     return shapes
 
 
-def model_from_bytes(data: bytes, where: str = "<bytes>") -> Any:
-    """Parse and check a serialized ModelProto; anything malformed is a LoadError."""
+def model_from_bytes(data: bytes, where: str = "<bytes>", base_dir: str | Path | None = None
+                     ) -> Any:
+    """Parse and check a serialized ModelProto; anything malformed is a LoadError. Weights kept
+    in external files (the dynamo exporter's default) are read from `base_dir`."""
     onnx = _onnx()
     model = onnx.ModelProto()
     try:
@@ -100,6 +102,7 @@ def model_from_bytes(data: bytes, where: str = "<bytes>") -> Any:
     if not model.HasField("graph") or not model.graph.node:
         raise LoadError(f"{where}: not an ONNX model (it has no graph, or a graph without "
                         f"nodes)")
+    _load_external_data(onnx, model, where, base_dir)
     try:
         onnx.checker.check_model(model)
     except Exception as e:  # ValidationError, and C++ errors surfaced as others
@@ -107,12 +110,28 @@ def model_from_bytes(data: bytes, where: str = "<bytes>") -> Any:
     return model
 
 
+def _load_external_data(onnx: Any, model: Any, where: str, base_dir: str | Path | None) -> None:
+    from onnx import external_data_helper as ext
+
+    tensors = [t for t in ext._get_all_tensors(model) if ext.uses_external_data(t)]
+    if not tensors:
+        return
+    if base_dir is None:
+        raise LoadError(f"{where}: the model keeps its weights in external files",
+                        hint="load it from its path, beside those files")
+    try:
+        ext.load_external_data_for_model(model, str(base_dir))
+    except Exception as e:  # a missing or short file, a path outside base_dir
+        raise LoadError(f"{where}: cannot read its external weights: {_first_line(e)}") \
+            from None
+
+
 def read_model(path: str | Path) -> Any:
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
-    return model_from_bytes(data, str(path))
+    return model_from_bytes(data, str(path), Path(path).parent)
 
 
 def load_onnx(path: str | Path, shapes: dict[str, Shape] | None = None) -> Graph:
