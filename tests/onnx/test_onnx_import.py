@@ -228,3 +228,12 @@ def test_load_text_file_is_a_load_error(tmp_path) -> None:  # type: ignore[no-un
     path.write_text("hello")
     with pytest.raises(LoadError, match=r"not an ONNX model"):
         load_onnx(path)
+
+
+def test_import_without_onnx_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    with pytest.raises(UsageError) as e:
+        load_onnx(FIXTURES / "tiny_bert.onnx")
+    assert e.value.message == "the ONNX front end needs the onnx package"
+    assert e.value.hint == "pip install 'lpu-emu[onnx]'"
