@@ -1,6 +1,7 @@
 """The torch.onnx.export fixtures (tests/onnx/fixtures/make_fixtures.py made them; `_dynamo`:
-torch's default exporter, weights in an external file): imported, fused, evaluated, and compared
-with onnx's reference evaluator."""
+torch's default exporter, weights in an external file; `_sdpa`: attention through
+F.scaled_dot_product_attention): imported, fused, evaluated, and compared with onnx's reference
+evaluator."""
 
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ def decoder_feeds() -> dict[str, np.ndarray]:
 CASES = {"tiny_bert": (bert_feeds, "last_hidden_state"),
          "tiny_decoder": (decoder_feeds, "logits"),
          "tiny_bert_dynamo": (bert_feeds, "last_hidden_state"),
-         "tiny_decoder_dynamo": (decoder_feeds, "logits")}
-BERTS = ["tiny_bert", "tiny_bert_dynamo"]
-DECODERS = ["tiny_decoder", "tiny_decoder_dynamo"]
+         "tiny_decoder_dynamo": (decoder_feeds, "logits"),
+         "tiny_bert_sdpa": (bert_feeds, "last_hidden_state"),
+         "tiny_decoder_sdpa_dynamo": (decoder_feeds, "logits")}
+BERTS = ["tiny_bert", "tiny_bert_dynamo", "tiny_bert_sdpa"]
+DECODERS = ["tiny_decoder", "tiny_decoder_dynamo", "tiny_decoder_sdpa_dynamo"]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -86,7 +89,7 @@ def test_fixture_needs_its_sequence_length() -> None:
 
 def test_fixture_files_are_small() -> None:
     files = list(FIXTURES.glob("*.onnx*"))
-    assert len(files) == 6
+    assert len(files) == 9
     assert all(f.stat().st_size < 1 << 20 for f in files)
 
 

@@ -11,6 +11,7 @@ import pytest
 from lpu_emu.compiler.builder import GraphBuilder
 from lpu_emu.compiler.evaluate import evaluate
 from lpu_emu.compiler.frontends.onnx_passes import (
+    fold_unit_reshapes,
     fuse_attention,
     fuse_gelu,
     fuse_layernorm,
@@ -68,15 +69,20 @@ def test_fuse_layernorm_intermediate_read_elsewhere_is_left_alone() -> None:
 
 
 def exported_attention(mask: np.ndarray | None, scale_op: str = "Div") -> Graph:
+    """scale_op: Div or Mul of the scores, or "sdpa": q and k^T each times sqrt(scale)."""
     b = GraphBuilder("att")
     xs = {n: b.input(n, (1, S, D)) for n in "qkv"}
 
     def heads(x: str, perm: tuple[int, ...]) -> str:
         return b.transpose(b.reshape(x, (1, S, H, DH)), perm)
 
-    scores = b.matmul(heads(xs["q"], (0, 2, 1, 3)), heads(xs["k"], (0, 2, 3, 1)))
-    c = math.sqrt(DH) if scale_op == "Div" else 1 / math.sqrt(DH)
-    scores = b.op(scale_op, [scores, b.constant("c", np.array(c))])
+    q, k = heads(xs["q"], (0, 2, 1, 3)), heads(xs["k"], (0, 2, 3, 1))
+    if scale_op == "sdpa":
+        root = b.constant("root", np.array(DH ** -0.25))
+        scores = b.matmul(b.mul(q, root), b.mul(k, root))
+    else:
+        c = math.sqrt(DH) if scale_op == "Div" else 1 / math.sqrt(DH)
+        scores = b.op(scale_op, [b.matmul(q, k), b.constant("c", np.array(c))])
     if mask is not None:
         scores = b.add(scores, b.constant("mask", mask))
     p = b.softmax(scores)
@@ -90,7 +96,7 @@ def qkv() -> dict[str, np.ndarray]:
     return {n: R.standard_normal((1, S, D)) for n in "qkv"}
 
 
-@pytest.mark.parametrize("scale_op", ["Div", "Mul"])
+@pytest.mark.parametrize("scale_op", ["Div", "Mul", "sdpa"])
 def test_fuse_attention_padding_mask(scale_op: str) -> None:
     mask = np.zeros((1, 1, 1, S))
     mask[..., -2:] = -10000.0
@@ -100,7 +106,7 @@ def test_fuse_attention_padding_mask(scale_op: str) -> None:
                           "Reshape"]
     att = after.nodes[4]
     assert (att.attr("num_heads"), att.attr("causal")) == (H, 0)
-    assert att.attr("scale") == pytest.approx(1 / math.sqrt(DH))
+    assert att.attr("scale") == pytest.approx(1 / math.sqrt(DH), rel=1e-6)  # float32 consts
     same_values(before, after, qkv())
 
 
@@ -190,3 +196,23 @@ def test_fuse_transposes_composes_perms() -> None:
     after = fuse_transposes(before)
     assert ops(after) == ["Transpose"] and after.nodes[0].attr("perm") == (0, 2, 3, 1)
     same_values(before, after, {"x": R.standard_normal((2, 3, 4, 5))})
+
+
+def test_fold_unit_reshapes_batch_one_transpose() -> None:
+    b = GraphBuilder("u")
+    x = b.input("x", (1, H, S, DH))
+    t = b.transpose(b.reshape(x, (H, S, DH)), (0, 2, 1))
+    b.output(b.reshape(t, (1, H, DH, S)))
+    before = b.build()
+    after = fold_unit_reshapes(before)
+    assert ops(after) == ["Transpose"] and after.nodes[0].attr("perm") == (0, 1, 3, 2)
+    same_values(before, after, {"x": R.standard_normal((1, H, S, DH))})
+
+
+def test_fold_unit_reshapes_real_reshape_is_left_alone() -> None:
+    b = GraphBuilder("u")
+    x = b.input("x", (1, H, S, DH))
+    t = b.transpose(b.reshape(x, (H * S, DH)), (1, 0))
+    b.output(b.reshape(t, (1, DH, H * S)))
+    before = b.build()
+    assert ops(fold_unit_reshapes(before)) == ops(before)

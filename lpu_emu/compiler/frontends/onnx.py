@@ -411,12 +411,10 @@ class _Import:
             self.consts[node.output[0]] = np.asarray(value, dtype=np.int64)
             return
         feeds = {i: self.consts[i] for i in node.input if i}
-        for pos in STATIC_OPERANDS.get(node.op_type, ()):
-            if pos < len(node.input) and node.input[pos] and node.op_type != "Range":
-                size = np.prod(np.maximum(self.consts[node.input[pos]], 1).astype(np.float64))
-                if size > MAX_CONSTANT_ELEMENTS:
-                    raise self.fail(f"would make a constant of {size:.0f} elements, more than "
-                                    f"the {MAX_CONSTANT_ELEMENTS} the importer holds")
+        size = _folded_size(node.op_type, feeds, [i for i in node.input])
+        if size > MAX_CONSTANT_ELEMENTS:
+            raise self.fail(f"would make a constant of {size:.0f} elements, more than the "
+                            f"{MAX_CONSTANT_ELEMENTS} the importer holds")
         try:
             from onnx.reference import ReferenceEvaluator
             outs = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
@@ -441,6 +439,24 @@ class _Import:
             outputs.append(o)
         return Graph(name, dict(self.values), tuple(self.inputs), tuple(outputs),
                      tuple(self.nodes), dict(self.ir_consts)).check()
+
+
+def _folded_size(op: str, feeds: dict[str, np.ndarray], inputs: list[str]) -> float:
+    """The element count of a folded result, for the ops whose result size is set by an
+    operand's values rather than its size (checked before they allocate); 0 for the rest."""
+    def operand(pos: int) -> np.ndarray:
+        return feeds[inputs[pos]].astype(np.float64).reshape(-1)
+
+    if op == "ConstantOfShape" and inputs:
+        return float(np.prod(np.maximum(operand(0), 1)))
+    if op == "Expand" and len(inputs) > 1:
+        return float(np.prod(np.maximum(operand(1), 1))) * feeds[inputs[0]].size
+    if op == "Tile" and len(inputs) > 1:
+        return float(np.prod(np.maximum(operand(1), 1))) * feeds[inputs[0]].size
+    if op == "Range" and len(inputs) == 3:
+        start, limit, delta = (float(operand(k)[0]) for k in range(3))
+        return abs((limit - start) / delta) if delta else 0.0
+    return 0.0
 
 
 class _Named:

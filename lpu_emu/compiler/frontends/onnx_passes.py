@@ -269,8 +269,15 @@ def _scores(rw: _Rewriter, value: str) -> tuple[str, str, int, float, str | None
     qk = rw.node(value, "MatMul")
     if qk is None or len(qk.inputs) != 2 or qk.attr("trans_a") or qk.attr("trans_b"):
         return None
-    qq = _reshape_to_heads(rw, qk.inputs[0], (0, 2, 1, 3))
-    kk = _reshape_to_heads(rw, qk.inputs[1], (0, 2, 3, 1))
+    operands = []
+    for x in qk.inputs:  # scaled_dot_product_attention exports scale q and k^T by sqrt(scale)
+        mul = rw.node(x, "Mul")
+        c = _scalar(rw.const(mul.inputs[1])) if mul is not None else None
+        if c is not None:
+            scale, x = scale * c, mul.inputs[0]
+        operands.append(x)
+    qq = _reshape_to_heads(rw, operands[0], (0, 2, 1, 3))
+    kk = _reshape_to_heads(rw, operands[1], (0, 2, 3, 1))
     if qq is None or kk is None or qq[1] != kk[1]:
         return None
     return qq[0], kk[0], qq[1], scale, mask
@@ -447,8 +454,48 @@ def fuse_transposes(graph: Graph) -> Graph:
     return rw.result()
 
 
-PASSES: tuple[Pass, ...] = (fuse_layernorm, fuse_gelu, fuse_transposes, fuse_attention,
-                            fuse_matmul_bias)
+def fold_unit_reshapes(graph: Graph) -> Graph:
+    """Reshape(Transpose(Reshape(x))) whose Reshapes only drop or add dimensions of size 1 ->
+    one Transpose of x (torch's default exporter writes K^T of a batch of one that way:
+    (1, h, s, dh) -> (h, s, dh) -> (h, dh, s) -> (1, h, dh, s))."""
+    rw = _Rewriter(graph)
+    for outer in graph.nodes:
+        if outer.op != "Reshape":
+            continue
+        t = rw.node(outer.inputs[0], "Transpose")
+        inner = rw.node(t.inputs[0], "Reshape") if t is not None else None
+        if inner is None:
+            continue
+        perm = _unit_reshape_perm(rw.values[inner.inputs[0]].shape,
+                                  rw.values[inner.outputs[0]].shape,
+                                  tuple(t.attr("perm")), rw.values[outer.outputs[0]].shape)
+        if perm is not None:
+            rw.replace[outer.outputs[0]] = [Node("Transpose", inner.inputs, outer.outputs,
+                                                 (("perm", perm),), name=outer.name)]
+    return rw.result()
+
+
+def _unit_reshape_perm(x: tuple[int, ...], y: tuple[int, ...], perm: tuple[int, ...],
+                       w: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The perm p with Transpose(x, p) == Reshape(Transpose(Reshape(x, y), perm), w), when both
+    reshapes only move size-1 dimensions; else None."""
+    big = [d for d in x if d != 1]
+    if [d for d in y if d != 1] != big or len(w) != len(x) or not perm:
+        return None
+    labels = iter(range(len(big)))
+    y_labels = [next(labels) if d != 1 else None for d in y]
+    z_labels = [y_labels[p] for p in perm]
+    order = [lab for lab in z_labels if lab is not None]
+    if [w_d for w_d in w if w_d != 1] != [big[lab] for lab in order]:
+        return None
+    x_big = [i for i, d in enumerate(x) if d != 1]
+    x_unit = iter(i for i, d in enumerate(x) if d == 1)
+    it = iter(order)
+    return tuple(x_big[next(it)] if d != 1 else next(x_unit) for d in w)
+
+
+PASSES: tuple[Pass, ...] = (fuse_layernorm, fuse_gelu, fold_unit_reshapes, fuse_transposes,
+                            fuse_attention, fuse_matmul_bias)
 
 
 def run_all(graph: Graph) -> Graph:
