@@ -427,7 +427,7 @@ class _Import:
     def _finish(self, name: str) -> Graph:
         outputs = []
         for out in self.model.graph.output:
-            o = self.node = out.name
+            o = out.name
             self.node = _Named(o)
             if o in self.consts and o not in self.values:  # a folded output: copied out
                 self.consts[self.fresh(f"{o}/const")] = self.consts.pop(o)

@@ -5,7 +5,8 @@ ReduceMean, Add, Sqrt, Div; attention: Reshape, Transpose, MatMul, Softmax, MatM
 Reshape per head group). The chip has fused lowerings for LayerNormalization and Attention, so
 these passes find the chains and put the fused op back. A pass only rewrites a chain whose
 intermediate values nobody else reads, and leaves everything else as it was; `prune` then drops
-what no output needs.
+what no output needs. In order (`PASSES`): fuse_layernorm, fuse_gelu, fold_unit_reshapes,
+fuse_transposes, fuse_attention, fuse_matmul_bias.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ Pass = Callable[[Graph], Graph]
 
 def prune(graph: Graph) -> Graph:
     """Drop nodes, values and constants that no graph output depends on."""
-    producer = graph.producer()
     live: set[str] = set(graph.outputs)
     keep: list[Node] = []
     for node in reversed(graph.nodes):
@@ -30,7 +30,6 @@ def prune(graph: Graph) -> Graph:
             keep.append(node)
             live.update(node.inputs)
     keep.reverse()
-    del producer
     names = set(graph.inputs) | {o for n in keep for o in n.outputs} | \
         {c for c in graph.constants if c in live}
     return Graph(graph.name, {k: v for k, v in graph.values.items() if k in names},
