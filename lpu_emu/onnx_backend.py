@@ -40,13 +40,14 @@ class LpuBackendRep(base.BackendRep):
         self.static = static_inputs(model)
         self.output_names = [o.name for o in model.graph.output]
         self._compiled: dict[tuple[Any, ...], Any] = {}
+        self.output_types = self._output_types()
 
     def run(self, inputs: Any, **kwargs: Any) -> Any:
         feeds = self._feeds(inputs)
         compiled = self.compiled(feeds)
         outs = compiled.run({k: v for k, v in feeds.items() if k not in self.static})
-        types = self._output_types()
-        values = [np.asarray(outs[o]).astype(types[o], copy=False) for o in self.output_names]
+        values = [np.asarray(outs[o]).astype(self.output_types[o], copy=False)
+                  for o in self.output_names]
         return base.namedtupledict("Outputs", self.output_names)(*values)
 
     def compiled(self, feeds: dict[str, np.ndarray]) -> Any:
