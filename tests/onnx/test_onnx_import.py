@@ -237,3 +237,14 @@ def test_import_without_onnx_says_how_to_install(monkeypatch: pytest.MonkeyPatch
         load_onnx(FIXTURES / "tiny_bert.onnx")
     assert e.value.message == "the ONNX front end needs the onnx package"
     assert e.value.hint == "pip install 'lpu-emu[onnx]'"
+
+
+@pytest.mark.parametrize("op, inits", [
+    ("Tile", {"t": np.ones((4, 4), np.float32), "r": np.array([1 << 12, 1 << 12])}),
+    ("Range", {"a": np.float32(0), "b": np.float32(1e12), "d": np.float32(1)}),
+])
+def test_import_huge_folded_result_is_refused(op: str, inits: dict) -> None:
+    m = model([N(op, list(inits), ["c"], name="big"), N("Relu", ["x"], ["y"])],
+              {"x": X}, ["y"], inits)
+    with pytest.raises(UsageError, match=rf"error: node 'big' \({op}\): would make a constant "):
+        import_model(m, {})
