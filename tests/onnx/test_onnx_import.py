@@ -248,3 +248,12 @@ def test_import_huge_folded_result_is_refused(op: str, inits: dict) -> None:
               {"x": X}, ["y"], inits)
     with pytest.raises(UsageError, match=rf"error: node 'big' \({op}\): would make a constant "):
         import_model(m, {})
+
+
+def test_import_input_of_unknown_rank_takes_the_given_shape() -> None:
+    m = model([N("Relu", ["x"], ["y"])], {"x": X}, ["y"])
+    m.graph.input[0].type.tensor_type.ClearField("shape")
+    with pytest.raises(UsageError) as e:
+        import_model(m, {})
+    assert e.value.message == "input 'x' has no shape: give its sizes"
+    assert import_model(m, {"x": (2, 5)}).value("y").shape == (2, 5)

@@ -232,8 +232,15 @@ def _with_static_inputs(onnx: Any, model: Any, shapes: dict[str, Shape],
     for inp in model.graph.input:
         if inp.name not in inputs or inp.name in constants:
             continue
-        dims = inp.type.tensor_type.shape.dim
         given = shapes.get(inp.name)
+        if not inp.type.tensor_type.HasField("shape"):  # rank unknown: the sizes say it
+            if given is None:
+                raise UsageError(f"input {inp.name!r} has no shape: give its sizes",
+                                 hint=f"--shape {inp.name}=D0,D1,...")
+            for g in given:
+                inp.type.tensor_type.shape.dim.add().dim_value = g
+            continue
+        dims = inp.type.tensor_type.shape.dim
         declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                     for d in dims]
         if given is None:
