@@ -257,3 +257,13 @@ def test_import_input_of_unknown_rank_takes_the_given_shape() -> None:
         import_model(m, {})
     assert e.value.message == "input 'x' has no shape: give its sizes"
     assert import_model(m, {"x": (2, 5)}).value("y").shape == (2, 5)
+
+
+def test_import_constant_of_shape_from_data_is_an_error() -> None:
+    m = model([N("Cast", ["x"], ["s"], to=TensorProto.INT64),
+               N("ConstantOfShape", ["s"], ["y"], name="c")], {"x": np.ones(2, np.float32)},
+              ["y"])
+    with pytest.raises(UsageError) as e:
+        import_model(m, {})
+    assert e.value.message == ("node 'c' (ConstantOfShape): shape ('s') must be a constant: the "
+                               "chip has static shapes")

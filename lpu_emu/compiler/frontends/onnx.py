@@ -899,6 +899,11 @@ def _gelu(imp: _Import, node: Any) -> None:
     imp.emit("Gelu", _float_in(imp, node, node.input[:1]), node.output[0], approximate=approx)
 
 
+def _constant_of_shape(imp: _Import, node: Any) -> None:
+    """Reached only when its shape operand is not a constant (else it was folded)."""
+    _static(imp, node, 0, "shape")
+
+
 IMPORTERS: dict[str, Importer] = {
     **{op: _unary for op in ("Abs", "Erf", "Exp", "Neg", "Reciprocal", "Relu", "Sigmoid",
                              "Sqrt", "Tanh")},
@@ -909,4 +914,5 @@ IMPORTERS: dict[str, Importer] = {
     "Reshape": _reshape, "Flatten": _flatten, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
     "Identity": _identity, "Transpose": _transpose, "Concat": _concat, "Split": _split,
     "Slice": _slice, "Gather": _gather, "Cast": _cast, "Expand": _expand, "Gelu": _gelu,
+    "ConstantOfShape": _constant_of_shape,
 }
