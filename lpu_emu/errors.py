@@ -40,7 +40,7 @@ class LpuError(Exception):
         where = f"{self.span}: " if self.span else ""
         lines = [f"{where}{self.kind}: {self.message}"]
         if self.span and self.span.text:
-            text = self.span.text.rstrip("\n")
+            text = _printable(self.span.text.rstrip("\n"))
             lines.append(f"  {text}")
             pad = "".join("\t" if c == "\t" else " " for c in text[: self.span.col - 1])
             lines.append(f"  {pad}{'^' * max(1, self.span.length)}")
@@ -50,6 +50,12 @@ class LpuError(Exception):
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _printable(text: str) -> str:
+    """A source line safe to print: control characters (a terminal escape, a carriage return)
+    become U+FFFD one for one, so the caret below stays aligned."""
+    return "".join(c if c == "\t" or (c >= " " and c != "\x7f") else "\ufffd" for c in text)
 
 
 class SpecError(LpuError):

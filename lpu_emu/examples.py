@@ -34,6 +34,16 @@ class Example:
         return programs_dir() / f"{self.name}.lpu"
 
 
+def _mxm4(t: Tensors) -> dict[str, np.ndarray]:
+    out = {}
+    for i, plane in enumerate(("W0", "W1", "E0", "E1")):
+        w = np.zeros((320, 320), np.int64)
+        for j in range(16):  # row 16g + j lives in tensor w<plane>_<j> at address g
+            w[j::16] = t(f"w{plane}_{j}")
+        out[f"y{i}"] = t(f"x{i}").astype(np.int64) @ w
+    return out
+
+
 def _vecadd(t: Tensors) -> dict[str, np.ndarray]:
     return {"z": (t("x").astype(np.int16) + t("y")).astype(np.int8)}  # int8 wraps
 
@@ -76,6 +86,7 @@ EXAMPLES = (
     Example("transpose", tuple(f"t{i}" for i in range(16)), _transpose),
     Example("repeat", ("y",), _repeat),
     Example("sync", ("z",), _sync),
+    Example("mxm4", ("y0", "y1", "y2", "y3"), _mxm4),
 )
 
 

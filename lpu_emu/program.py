@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from lpu_emu.errors import LoadError
+from lpu_emu.files import FileRefused, read_bounded
+from lpu_emu.spec.isa import default_isa
 
 MAGIC = b"LPX\x00"
 FORMAT_VERSION = 1
@@ -31,6 +33,19 @@ INSTRUCTION_ARRAYS = {
     "src_line": np.dtype("<i4"),
     "src_col": np.dtype("<i2"),
 }
+INSTRUCTION_BYTES = sum(dt.itemsize for dt in INSTRUCTION_ARRAYS.values())
+HEADER_KEYS = ("chip", "count", "files", "symbols", "segments", "lanemaps")
+# Bounds on what a header may say (a loaded file is untrusted input; the chip-dependent checks,
+# such as a tensor fitting its slice, are the core's: lpu_emu.core.decode.check_data).
+MAX_INDEX = 2**31 - 1  # a count, bank, address, offset or number of elements
+MAX_NAME = 256  # characters in a chip, tensor, slice, dtype or lane map name
+MAX_PATH = 4096  # characters in a source file name
+MAX_FILES = 2**15 - 1  # source files (src_file is int16)
+MAX_ENTRIES = 2**20  # symbols, segments or lane maps
+MAX_DIMS = 8  # dimensions of a tensor
+MAX_DTYPE_BYTES = 4  # slices of a tensor (one, or one per byte of its dtype)
+MAX_LANES = 2**16  # entries of a lane map
+MAX_LPX_BYTES = 4 * 2**30  # a whole .lpx (instructions and the SRAM images of its tensors)
 
 
 @dataclass(frozen=True)
@@ -163,9 +178,9 @@ class Program:
     def load(cls, path: str | Path) -> Program:
         path = Path(path)
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            data = read_bounded(path, MAX_LPX_BYTES)
+        except FileRefused as exc:
+            raise LoadError(f"{path}: cannot read: {exc}") from None
         prog = _decode(data, str(path))
         prog.meta["path"] = str(path)
         return prog
@@ -197,53 +212,154 @@ def _decode(data: bytes, name: str) -> Program:
     if hashlib.sha256(payload).digest() != digest:
         raise LoadError(f"{name}: corrupted .lpx: checksum mismatch")
     try:
-        return _parse_payload(payload)
-    except (ValueError, KeyError, TypeError, IndexError, struct.error, UnicodeDecodeError) as exc:
+        return _parse_payload(payload, name)
+    except LoadError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, OverflowError, RecursionError,
+            MemoryError, struct.error, UnicodeDecodeError) as exc:
         # A payload with a valid checksum but bad contents was written by something else.
-        raise LoadError(f"{name}: malformed .lpx payload: {exc}") from None
+        raise LoadError(f"{name}: malformed .lpx payload: {type(exc).__name__}: {exc}") from None
 
 
-def _parse_payload(payload: bytes) -> Program:
+class _Header:
+    """Reads the untrusted JSON header: every field checked for type and range before use, so a
+    hostile header is a LoadError naming the field, never an exception, a negative index or an
+    allocation the file's own size does not pay for."""
+
+    def __init__(self, name: str, body_size: int) -> None:
+        self.name, self.body_size = name, body_size
+
+    def fail(self, field: str, problem: str) -> LoadError:
+        return LoadError(f"{self.name}: malformed .lpx header: {field}: {problem}",
+                         hint="the .lpx was not written by lpu-emu's assembler; reassemble it")
+
+    def table(self, value, field: str, keys: tuple[str, ...]) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(field, f"must be an object, not {_kind(value)}")
+        if set(value) != set(keys):
+            extra, missing = sorted(set(value) - set(keys)), sorted(set(keys) - set(value))
+            problem = "; ".join(p for p in (
+                f"unknown key(s) {', '.join(map(repr, extra))}" if extra else "",
+                f"missing key(s) {', '.join(map(repr, missing))}" if missing else "") if p)
+            raise self.fail(field, problem)
+        return value
+
+    def integer(self, value, field: str, low: int = 0, high: int = MAX_INDEX) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(field, f"must be an integer, not {_kind(value)}")
+        if not low <= value <= high:
+            raise self.fail(field, f"{value} is outside {low}..{high}")
+        return value
+
+    def text(self, value, field: str, limit: int = MAX_NAME) -> str:
+        if not isinstance(value, str):
+            raise self.fail(field, f"must be a string, not {_kind(value)}")
+        if not 0 < len(value) <= limit:
+            raise self.fail(field, f"must be 1..{limit} characters, not {len(value)}")
+        if not value.isprintable():
+            raise self.fail(field, "contains control characters")
+        return value
+
+    def array(self, value, field: str, limit: int) -> list:
+        if not isinstance(value, list):
+            raise self.fail(field, f"must be a list, not {_kind(value)}")
+        if len(value) > limit:
+            raise self.fail(field, f"has {len(value)} entries, at most {limit} are allowed")
+        return value
+
+    def extent(self, offset: int, nbytes: int, field: str) -> None:
+        if offset + nbytes > self.body_size:
+            raise self.fail(field, f"bytes {offset}..{offset + nbytes} run past the end of the "
+                            f"file's data ({self.body_size} bytes)")
+
+
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int:
+            "an integer", float: "a number", type(None): "null"}.get(type(value), "?")
+
+
+def _reject_constant(token: str):
+    raise ValueError(f"non-finite number {token} in the header")
+
+
+def _read_header(payload: bytes, name: str) -> tuple[dict, memoryview]:
+    if len(payload) < 4:
+        raise LoadError(f"{name}: malformed .lpx payload: {len(payload)} bytes, no header length")
     (hlen,) = struct.unpack_from("<I", payload)
-    header = json.loads(payload[4 : 4 + hlen].decode("utf-8"))
-    body = memoryview(payload)[4 + hlen :]
-    n = int(header["count"])
+    if 4 + hlen > len(payload):
+        raise LoadError(f"{name}: malformed .lpx payload: the header length {hlen} runs past "
+                        f"the end ({len(payload) - 4} bytes)")
+    try:
+        header = json.loads(payload[4 : 4 + hlen].decode("utf-8"),
+                            parse_constant=_reject_constant)
+    except RecursionError:
+        raise LoadError(f"{name}: malformed .lpx header: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LoadError(f"{name}: malformed .lpx header: not JSON: {exc}") from None
+    return header, memoryview(payload)[4 + hlen :]
+
+
+def _parse_payload(payload: bytes, name: str = "<bytes>") -> Program:
+    raw, body = _read_header(payload, name)
+    h = _Header(name, len(body))
+    header = h.table(raw, "header", HEADER_KEYS)
+    n = h.integer(header["count"], "count", 0, len(body) // INSTRUCTION_BYTES)
     arrays, off = {}, 0
     for key, dt in INSTRUCTION_ARRAYS.items():
         size = n * dt.itemsize
-        if off + size > len(body):
-            raise ValueError(f"array {key} runs past the end")
         arrays[key] = np.frombuffer(body[off : off + size], dtype=dt).copy()
         off += size
+    files = tuple(h.text(f, f"files[{k}]", MAX_PATH)
+                  for k, f in enumerate(h.array(header["files"], "files", MAX_FILES)))
     segments = []
-    for s in header["segments"]:
-        start, nbytes = int(s["offset"]), int(s["nbytes"])
-        if start + nbytes > len(body):
-            raise ValueError("a data segment runs past the end")
-        segments.append(
-            Segment(
-                str(s["slice"]), int(s["bank"]), int(s["addr"]), bytes(body[start : start + nbytes])
-            )
-        )
-    symbols = tuple(
-        Tensor(
-            str(t["name"]),
-            str(t["dtype"]),
-            tuple(int(d) for d in t["shape"]),
-            tuple(str(x) for x in t["slices"]),
-            int(t["bank"]),
-            int(t["addr"]),
-        )
-        for t in header["symbols"]
-    )
-    lanemaps = tuple(
-        LaneMap(str(m["name"]), tuple(int(v) for v in m["values"])) for m in header["lanemaps"]
-    )
-    return Program(
-        chip=str(header["chip"]),
-        files=tuple(str(f) for f in header["files"]),
-        symbols=symbols,
-        segments=tuple(segments),
-        lanemaps=lanemaps,
-        **arrays,
-    )
+    for k, raw_seg in enumerate(h.array(header["segments"], "segments", MAX_ENTRIES)):
+        field = f"segments[{k}]"
+        s = h.table(raw_seg, field, ("slice", "bank", "addr", "offset", "nbytes"))
+        start = h.integer(s["offset"], f"{field}.offset")
+        nbytes = h.integer(s["nbytes"], f"{field}.nbytes")
+        h.extent(start, nbytes, field)
+        segments.append(Segment(h.text(s["slice"], f"{field}.slice"),
+                                h.integer(s["bank"], f"{field}.bank"),
+                                h.integer(s["addr"], f"{field}.addr"),
+                                bytes(body[start : start + nbytes])))
+    symbols = tuple(_tensor(h, t, f"symbols[{k}]")
+                    for k, t in enumerate(h.array(header["symbols"], "symbols", MAX_ENTRIES)))
+    lanemaps = tuple(_lanemap(h, m, f"lanemaps[{k}]")
+                     for k, m in enumerate(h.array(header["lanemaps"], "lanemaps", MAX_ENTRIES)))
+    for what, names in (("symbols", [t.name for t in symbols]),
+                        ("lanemaps", [m.name for m in lanemaps])):
+        if len(set(names)) != len(names):
+            dup = next(x for x in names if names.count(x) > 1)
+            raise h.fail(what, f"two entries are named {dup!r}")
+    return Program(chip=h.text(header["chip"], "chip"), files=files, symbols=symbols,
+                   segments=tuple(segments), lanemaps=lanemaps, **arrays)
+
+
+def _tensor(h: _Header, raw, field: str) -> Tensor:
+    t = h.table(raw, field, ("name", "dtype", "shape", "slices", "bank", "addr"))
+    shape = tuple(h.integer(d, f"{field}.shape[{k}]", 1)
+                  for k, d in enumerate(h.array(t["shape"], f"{field}.shape", MAX_DIMS)))
+    if not shape:
+        raise h.fail(f"{field}.shape", "has no dimension")
+    size = 1
+    for d in shape:
+        size *= d
+    if size > MAX_INDEX:
+        raise h.fail(f"{field}.shape", f"{size} elements, at most {MAX_INDEX} are allowed")
+    slices = tuple(h.text(x, f"{field}.slices[{k}]")
+                   for k, x in enumerate(h.array(t["slices"], f"{field}.slices", MAX_DTYPE_BYTES)))
+    if not slices:
+        raise h.fail(f"{field}.slices", "names no slice")
+    dtype = h.text(t["dtype"], f"{field}.dtype")
+    if dtype not in default_isa().dtypes:
+        raise h.fail(f"{field}.dtype", f"{dtype!r} is not one of "
+                     + ", ".join(default_isa().dtypes))
+    return Tensor(h.text(t["name"], f"{field}.name"), dtype, shape, slices,
+                  h.integer(t["bank"], f"{field}.bank"), h.integer(t["addr"], f"{field}.addr"))
+
+
+def _lanemap(h: _Header, raw, field: str) -> LaneMap:
+    m = h.table(raw, field, ("name", "values"))
+    values = tuple(h.integer(v, f"{field}.values[{k}]", -1, MAX_LANES - 1)
+                   for k, v in enumerate(h.array(m["values"], f"{field}.values", MAX_LANES)))
+    return LaneMap(h.text(m["name"], f"{field}.name"), values)

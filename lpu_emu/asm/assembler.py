@@ -32,6 +32,7 @@ from lpu_emu.asm.parser import KIND_NAMES, LocDecl, Unit
 from lpu_emu.asm.resolve import Resolver, is_repeat
 from lpu_emu.asm.source import Preprocessor, decode_source
 from lpu_emu.errors import AsmError
+from lpu_emu.files import FileRefused, read_bounded
 from lpu_emu.program import LaneMap, Program, Tensor
 from lpu_emu.spec import Chip, chip_names, default_chip_name, default_isa, get_chip
 from lpu_emu.spec.encoding import encode
@@ -41,10 +42,12 @@ INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 
 def assemble_text(text: str, filename: str = "<input>", chip: str | None = None,
-                  base_dir: Path | None = None) -> Program:
+                  base_dir: Path | None = None, sandbox: bool = False) -> Program:
     """Assemble source text. `filename` is how messages and Program.files name it; relative
     `.include`/`.npy` paths resolve against `base_dir` (default: the directory of `filename`
-    when it names a file, else the working directory)."""
+    when it names a file, else the working directory). `sandbox`: every `.include` and `.npy`
+    must resolve inside that directory's tree (for graders and servers assembling untrusted
+    sources)."""
     pseudo = filename.startswith("<")
     if base_dir is not None:
         directory, display_dir = Path(base_dir), str(base_dir)
@@ -56,20 +59,23 @@ def assemble_text(text: str, filename: str = "<input>", chip: str | None = None,
     if not pseudo:
         with contextlib.suppress(OSError, ValueError, RuntimeError):
             key = Path(filename).resolve()
-    return _assemble(text, filename, chip, directory, key, display_dir)
+    return _assemble(text, filename, chip, directory, key, display_dir, sandbox)
 
 
-def assemble_file(path: str | os.PathLike, chip: str | None = None) -> Program:
-    """Assemble a source file (UTF-8; an invalid byte is an error at its line and column)."""
+def assemble_file(path: str | os.PathLike, chip: str | None = None,
+                  sandbox: bool = False) -> Program:
+    """Assemble a source file (UTF-8; an invalid byte is an error at its line and column; a
+    binary file, a device or a file over files.MAX_SOURCE_BYTES is refused before parsing).
+    `sandbox`: as assemble_text, the tree being the file's directory."""
     display = os.fspath(path)
     p = Path(display)
     try:
-        data = p.read_bytes()
+        data = read_bounded(p)
         key = p.resolve()
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (FileRefused, OSError, RuntimeError) as exc:
         raise AsmError(f"cannot read {display}: {getattr(exc, 'strerror', None) or exc}") from None
     text = decode_source(data, display)
-    return _assemble(text, display, chip, p.parent, key, os.path.dirname(display))
+    return _assemble(text, display, chip, p.parent, key, os.path.dirname(display), sandbox)
 
 
 def _all_queue_names() -> frozenset[str]:
@@ -77,18 +83,19 @@ def _all_queue_names() -> frozenset[str]:
 
 
 def _assemble(text: str, display: str, chip: str | None, directory: Path, key: object,
-              display_dir: str) -> Program:
+              display_dir: str, sandbox: bool = False) -> Program:
     if chip is not None and chip.lower() not in chip_names():
         raise AsmError(f"unknown chip '{chip}'", hint=f"chips: {', '.join(chip_names())}")
     isa = default_isa()
     queues = _all_queue_names()
-    pre = Preprocessor(queues)
+    root = directory.resolve() if sandbox else None
+    pre = Preprocessor(queues, root)
     unit = Unit(isa, queues, pre.macros.keys())
     for line in pre.run(text, display, key, directory, display_dir):
         unit.feed(line)
     unit.finish()
     preset = get_chip(_pick_chip(unit, chip))
-    return _Pass2(unit, pre.files, preset).program()
+    return _Pass2(unit, pre.files, preset, root).program()
 
 
 def _pick_chip(unit: Unit, requested: str | None) -> str:
@@ -113,8 +120,9 @@ def _pick_chip(unit: Unit, requested: str | None) -> str:
 class _Pass2:
     """Pass 2 over the declarations; also the operand checks' Context."""
 
-    def __init__(self, unit: Unit, files: list[str], chip: Chip):
+    def __init__(self, unit: Unit, files: list[str], chip: Chip, sandbox: Path | None = None):
         self.unit = unit
+        self.sandbox = sandbox  # .npy files must resolve inside this tree (layout._npy)
         self.real_files = files
         self.chip = chip
         self.isa = unit.isa
@@ -164,6 +172,7 @@ class _Pass2:
             if t.name in unit.data:
                 segments.extend(tensor_segments(self, t, unit.data[t.name]))
         cycles, queues, words = self._instructions()
+        self._check_constants()
         files, src_file, src_line, src_col = self._source_map()
         return Program(
             chip=self.chip.name,
@@ -232,6 +241,13 @@ class _Pass2:
             queues.append(sl.index)
             words.append(word)
         return cycles, queues, words
+
+    def _check_constants(self) -> None:
+        """Every `.equ` evaluates, used or not: an error in an unused constant (`1/0`, an
+        undefined name) is reported, in source order, not silently kept."""
+        for name, sym in self.unit.symbols.items():
+            if sym.kind == "equ":
+                self.res.value(("sym", name), sym.where)
 
     def _source_map(self) -> tuple[list[str], list[int], list[int], list[int]]:
         unit = self.unit

@@ -141,32 +141,16 @@ class _Disassembler:
 
     # ---- instructions ----
     def _instructions(self) -> list[str]:
-        p, chip = self.p, self.chip
+        p = self.p
         rows: list[tuple[str | None, tuple[str, str, str, str]]] = []
         last_loc = None
         for i in range(len(p.word)):
-            q = int(p.queue[i])
-            if not 0 <= q < len(chip.slices):
-                raise self.fail(f"instruction {i}: queue {q} does not exist on {chip.name}")
-            queue = chip.slices[q].name
-            word = int(p.word[i])
-            try:
-                dec = decode(self.isa, word)
-            except ValueError as exc:
-                raise self.fail(f"instruction {i}: word 0x{word:016x}: {exc}") from None
             loc = (int(p.src_file[i]), int(p.src_line[i]), int(p.src_col[i]))
             loc_line = None
             if loc != last_loc:
                 loc_line = f".loc {loc[0]}, {loc[1]}, {loc[2]}"
                 last_loc = loc
-            mn = dec.ins.mnemonic
-            if dec.dtype is not None:
-                mn += f".{dec.dtype.name}"
-            if dec.dtype2 is not None:
-                mn += f".{dec.dtype2.name}"
-            ops = ", ".join(self._operand(op, dec, queue) for op in dec.ins.operands
-                            if op.kind != "dtype2")
-            rows.append((loc_line, (queue, f"@{int(p.cycle[i])}", mn, ops)))
+            rows.append((loc_line, self.fields(i)))
         widths = [max((len(r[1][k]) for r in rows), default=0) for k in range(3)]
         out = []
         for loc_line, (queue, cycle, mn, ops) in rows:
@@ -175,6 +159,27 @@ class _Disassembler:
             row = f"{queue:<{widths[0]}}  {cycle:<{widths[1]}}  {mn:<{widths[2]}}  {ops}"
             out.append(f"        {row}".rstrip())
         return out
+
+    def fields(self, i: int) -> tuple[str, str, str, str]:
+        """Instruction i as (queue, @cycle, mnemonic with its dtypes, operands)."""
+        p, chip = self.p, self.chip
+        q = int(p.queue[i])
+        if not 0 <= q < len(chip.slices):
+            raise self.fail(f"instruction {i}: queue {q} does not exist on {chip.name}")
+        queue = chip.slices[q].name
+        word = int(p.word[i])
+        try:
+            dec = decode(self.isa, word)
+        except ValueError as exc:
+            raise self.fail(f"instruction {i}: word 0x{word:016x}: {exc}") from None
+        mn = dec.ins.mnemonic
+        if dec.dtype is not None:
+            mn += f".{dec.dtype.name}"
+        if dec.dtype2 is not None:
+            mn += f".{dec.dtype2.name}"
+        ops = ", ".join(self._operand(op, dec, queue) for op in dec.ins.operands
+                        if op.kind != "dtype2")
+        return queue, f"@{int(p.cycle[i])}", mn, ops
 
     def _operand(self, op, dec, queue: str) -> str:
         value = dec.values[op.name]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from lpu_emu.asm.diag import Where, error
 from lpu_emu.asm.floats import F32_NAN, F32_SIGN, decimal_to_f32_bits
-from lpu_emu.asm.lexer import Token
+from lpu_emu.asm.lexer import NAME_RULE, Token
 from lpu_emu.errors import AsmError
 
 INT64_MIN = -(1 << 63)
@@ -70,7 +70,7 @@ class Cursor:
     def expect_ident(self, what: str) -> Token:
         tok = self.peek()
         if tok.kind != "ident":
-            raise self.fail(tok, f"expected {what}, got {describe(tok)}")
+            raise self.fail(tok, f"expected {what}, got {describe(tok)}", NAME_RULE)
         return self.next()
 
 

@@ -26,12 +26,11 @@ from lpu_emu.asm.diag import Where, did_you_mean, error
 from lpu_emu.asm.expr import Expr, FloatValue, Value, float_bits
 from lpu_emu.asm.floats import f32_bits_to_float, int_to_f32_bits
 from lpu_emu.asm.operands import Context, PlacedTensor, check_bank_addr, ctx_lookup
-from lpu_emu.errors import AsmError
+from lpu_emu.files import FileRefused, load_npy, npy_header, within
 from lpu_emu.numerics import to_planes
 from lpu_emu.program import Segment
 from lpu_emu.spec import DType
 
-NPY_MAGIC = b"\x93NUMPY"
 INT_RANGES = {"int8": (-(1 << 7), (1 << 7) - 1), "int32": (-(1 << 31), (1 << 31) - 1)}
 
 
@@ -162,7 +161,8 @@ def tensor_segments(ctx: Context, t: PlacedTensor, data: DataDecl) -> list[Segme
             size = n * lanes
             chunks = [image[p * size : (p + 1) * size] for p in range(len(t.slices))]
     else:
-        values = _values(ctx, t, data) if data.kind == "values" else _npy(t, data)
+        values = (_values(ctx, t, data) if data.kind == "values"
+                  else _npy(t, data, getattr(ctx, "sandbox", None)))
         with np.errstate(over="ignore", invalid="ignore"):  # float overflow rounds to inf/NaN
             planes = to_planes(values.reshape(n, t.shape[-1]), t.dtype.name, lanes)
         if len(t.slices) == 1:
@@ -210,28 +210,29 @@ def _values(ctx: Context, t: PlacedTensor, data: DataDecl) -> np.ndarray:
     return out
 
 
-def _npy(t: PlacedTensor, data: DataDecl) -> np.ndarray:
+def _npy(t: PlacedTensor, data: DataDecl, sandbox: Path | None) -> np.ndarray:
+    """A .npy's values for tensor t: its header checked (shape, dtype, size) before loading."""
     w = data.strings[0][1] if data.strings else data.where
     path = Path(data.path) if Path(data.path).is_absolute() else data.directory / data.path
+    if sandbox is not None and not within(path, sandbox):
+        raise error(w, f"'{data.path}' is outside the sandbox {sandbox}",
+                    "--sandbox confines .include and .npy files to the program's directory tree")
     try:
-        with open(path, "rb") as f:
-            magic = f.read(len(NPY_MAGIC))
-        if magic != NPY_MAGIC:
-            raise error(w, f"'{data.path}' is not a .npy file (it does not start with the NumPy "
-                        "magic)")
-        arr = np.load(path, allow_pickle=False)
-    except AsmError:
-        raise
-    except Exception as exc:  # np.load raises many types for bad files; all mean "cannot load"
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        shape, dtype = npy_header(path)
+    except FileRefused as exc:
+        reason = str(exc)
+        if reason.startswith("it is not a .npy file"):
+            raise error(w, f"'{data.path}' {reason.removeprefix('it ')}") from None
         raise error(w, f"cannot load '{data.path}': {reason}") from None
-    if not isinstance(arr, np.ndarray):
-        raise error(w, f"'{data.path}' is not a .npy file")
-    if arr.dtype.kind not in "iuf":
-        raise error(w, f"'{data.path}' holds {arr.dtype} data; a tensor needs integers or floats")
-    if arr.shape != t.shape:
-        raise error(w, f"'{data.path}' has shape {_shape(arr.shape)}; tensor '{t.name}' is "
+    if dtype.kind not in "iuf":
+        raise error(w, f"'{data.path}' holds {dtype} data; a tensor needs integers or floats")
+    if shape != t.shape:
+        raise error(w, f"'{data.path}' has shape {_shape(shape)}; tensor '{t.name}' is "
                     f"{_shape(t.shape)}")
+    try:
+        arr = load_npy(path)
+    except FileRefused as exc:
+        raise error(w, f"cannot load '{data.path}': {exc}") from None
     if t.dtype.kind == "int":
         if arr.dtype.kind == "f":
             raise error(w, f"'{data.path}' holds {arr.dtype} values; tensor '{t.name}' is "

@@ -28,6 +28,8 @@ WHITESPACE = " \t\r\f\v"
 OPERATORS = ("<<", ">>", "..", "+", "-", "*", "/", "%", "&", "|", "^", "~", "(", ")", "[", "]",
              ",", ":", "@", "=")
 _IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
+NAME_RULE = ("a name is ASCII: a letter, '_' or '.' first, then letters, digits and '_', with "
+             "single dots between parts (x, _t0, .L1, a.b)")
 _HEX = re.compile(r"0[xX]([0-9A-Fa-f]+)")
 _BIN = re.compile(r"0[bB]([01]+)")
 _DEC = re.compile(r"0|[1-9][0-9]*")
@@ -123,7 +125,7 @@ def _operator(text: str, i: int, where: WhereFn) -> Token:
             return Token("op", op, i)
     c = text[i]
     shown = repr(c)[1:-1] if c.isprintable() else f"U+{ord(c):04X}"
-    hint = None
+    hint = NAME_RULE if c.isalpha() else None
     if c == "\\":
         hint = "macro parameters (\\name) are only substituted inside .macro bodies"
     raise error(where(i, 1), f"unexpected character '{shown}'", hint)

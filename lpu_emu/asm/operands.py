@@ -7,7 +7,8 @@ every symbol, so it happens once the whole source has been read:
 - SRAM: bank < mem_banks, address < mem_addresses_per_bank; a tensor operand must name a tensor
   in the instruction's slice, and its offset must stay within the tensor's addresses there;
 - integers: the field width, the operand's `min`, and preset bounds chosen per field below
-  (`acc` < mxm_accumulators, `shift` < lanes); `link` < c2c_links_per_edge;
+  (`acc` < mxm_accumulators, `shift` < lanes); `link` < c2c_links_per_edge; LW's `rows` at most
+  the rows of one load group (mxm_load_streams / width(dtype)), which is also its default;
 - lane maps: a defined `.lanemap`; `Permute` needs a permutation (its semantics in the ISA say so).
 """
 
@@ -69,6 +70,14 @@ class IntArg:
 
 
 @dataclass(frozen=True)
+class GroupArg:
+    """An omitted operand whose default is the rows of a whole load group (chip- and dtype-
+    dependent, so resolved in pass 2)."""
+
+    where: Where
+
+
+@dataclass(frozen=True)
 class ImmArg:
     value: Value
     where: Where
@@ -80,7 +89,7 @@ class MapArg:
     where: Where
 
 
-Arg = StreamArg | MemArg | IntArg | ImmArg | MapArg
+Arg = StreamArg | MemArg | IntArg | ImmArg | MapArg | GroupArg
 
 
 def stream_match(tok) -> re.Match | None:
@@ -107,7 +116,8 @@ def parse_operands(cur: Cursor, ins: Instruction, dtype: DType | None) -> dict[s
         if cur.at_end():
             if op.default is not None:
                 w = cur.where(cur.peek())
-                args[op.name] = IntArg(literal(op.default, w), w)
+                args[op.name] = (GroupArg(w) if isinstance(op.default, str)
+                                 else IntArg(literal(op.default, w), w))
                 continue
             count = str(required) if required == len(ops) else f"{required} to {len(ops)}"
             raise cur.fail(cur.peek(), f"{ins.mnemonic} expects {count} operand(s), got {given}",
@@ -251,6 +261,8 @@ def operand_value(ctx: Context, issue: Issue, op: Operand, arg: Arg) -> OperandV
         return _imm(ctx, issue, arg)
     if isinstance(arg, MapArg):
         return _lanemap(ctx, issue, op, arg)
+    if isinstance(arg, GroupArg):
+        return group_rows(ctx.chip, issue.dtype)
     assert isinstance(arg, IntArg)
     return _integer(ctx, issue, op, arg)
 
@@ -269,6 +281,8 @@ def _stream(ctx: Context, issue: Issue, op: Operand, arg: StreamArg) -> int:
         width, why = acc.width, f"the {acc.name} accumulator"
     elif op.width == "sg16":
         width, why = SG16, f"{issue.ins.mnemonic}'s stream group"
+    elif op.width == "load":
+        width, why = ctx.chip.mxm_load_streams, "an MXM load group: mxm_load_streams"
     else:
         width, why = 1, "one stream"
     if arg.index >= streams:
@@ -342,6 +356,13 @@ def _integer(ctx: Context, issue: Issue, op: Operand, arg: IntArg) -> int:
                         f"links per edge (0..{links - 1})")
     if v < op.min:
         raise error(arg.where, f"{mn} {op.name} must be at least {op.min}, got {v}")
+    if op.name == "rows" and any(o.width == "load" for o in issue.ins.operands):
+        limit = group_rows(ctx.chip, issue.dtype)
+        if v > limit:
+            assert issue.dtype is not None
+            raise error(arg.where, f"{mn} rows = {v} is out of range: a load group of "
+                        f"{ctx.chip.name} ({ctx.chip.mxm_load_streams} streams) holds {limit} "
+                        f"{issue.dtype.name} rows (1..{limit})")
     bound = PRESET_BOUNDS.get(op.fields[0])
     if bound is not None:
         param, noun, plural = bound
@@ -353,6 +374,11 @@ def _integer(ctx: Context, issue: Issue, op: Operand, arg: IntArg) -> int:
         raise error(arg.where, f"{mn} {op.name} = {v} does not fit its {f.width}-bit field "
                     f"({op.min}..{f.mask})")
     return v
+
+
+def group_rows(chip: Chip, dtype: DType | None) -> int:
+    """Rows of dtype in one MXM load group: mxm_load_streams / width(dtype)."""
+    return chip.mxm_load_streams // (dtype.width if dtype else 1)
 
 
 def _imm(ctx: Context, issue: Issue, arg: ImmArg) -> int:

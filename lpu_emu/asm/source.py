@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,10 +31,16 @@ from pathlib import Path
 from lpu_emu.asm.diag import Where, error
 from lpu_emu.asm.lexer import Token, comment_start, string_end, tokenize
 from lpu_emu.errors import AsmError, Span
+from lpu_emu.files import FileRefused, read_bounded, within
 
 MAX_INCLUDE_DEPTH = 64
 MAX_MACRO_DEPTH = 64
 MAX_EXPANDED_LINES = 1_000_000
+MAX_EXPANDED_BYTES = 64 * 2**20  # text produced by macro expansion, in all
+MAX_INCLUDED_BYTES = 256 * 2**20  # text read by .include, in all
+MAX_SECONDS = 300  # preprocessing one program (a 10^6-line source takes ~10 s)
+SOURCE_SUFFIXES = (".lpu", ".inc")  # what .include reads: never a file that is not source
+CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")  # bytes no source holds
 _NAME = r"[A-Za-z_.][A-Za-z0-9_.]*"
 _HEAD = re.compile(rf"[ \t]*((?:{_NAME}[ \t]*:[ \t]*)*)({_NAME})(?=[ \t;]|$)")
 _MACRO_LINE = re.compile(rf"[ \t]*(?:{_NAME}[ \t]*:[ \t]*)*\.(macro|endm)(?![A-Za-z0-9_.])", re.I)
@@ -87,8 +94,20 @@ class _Frame:
     nest: int = 0
 
 
-def decode_source(data: bytes, display: str, hint: str | None = None) -> str:
-    """UTF-8 bytes to text; an invalid byte is an AsmError at its line and column."""
+def decode_source(data: bytes, display: str, hint: str | None = None,
+                  where: Where | None = None) -> str:
+    """UTF-8 bytes to text; an invalid byte is an AsmError at its line and column. A binary
+    file (a NUL or other control byte in its first 64 KiB) is one short error that quotes none
+    of it, at `where` (the .include naming it) if given."""
+    control = CONTROL.search(data, 0, 65536)
+    if control:
+        at = control.start()
+        lineno = data.count(b"\n", 0, at) + 1
+        message = (f"{display} is a binary file, not assembly source (byte "
+                   f"0x{data[at]:02x} at line {lineno})")
+        if where is not None:
+            raise error(where, message, hint)
+        raise AsmError(message, hint=hint)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -114,8 +133,13 @@ def file_lines(text: str, display: str, file_id: int, directory: Path) -> list[S
 class Preprocessor:
     """Yields the lines to parse, with includes read and macros expanded (see module doc)."""
 
-    def __init__(self, reserved_names: frozenset[str] = frozenset()):
+    def __init__(self, reserved_names: frozenset[str] = frozenset(),
+                 sandbox: Path | None = None):
         self.files: list[str] = []  # display names, in the order first read
+        self.sandbox = sandbox  # includes must resolve inside this tree (--sandbox)
+        self.included_bytes = 0
+        self.expanded_bytes = 0
+        self.deadline = time.monotonic() + MAX_SECONDS
         self._file_ids: dict[object, int] = {}
         self._display_dirs: dict[int, str] = {}  # file id -> directory shown for its includes
         self.macros: dict[str, Macro] = {}
@@ -238,8 +262,10 @@ class Preprocessor:
         name_where = line.where(head.start(2), len(head.group(2)))
         depth = sum(1 for f in stack if f.key is None)
         if depth >= MAX_MACRO_DEPTH:
-            raise error(name_where, f"macro expansion nested more than {MAX_MACRO_DEPTH} deep "
+            raise error(Where(name_where.span, short_note(name_where.note)),
+                        f"macro expansion nested more than {MAX_MACRO_DEPTH} deep "
                         f"(does '{macro.name}' expand itself?)")
+        self._check_time(name_where)
         args = split_args(line.text, head.end(2), comment_start(line.text))
         if len(args) > len(macro.params):
             extra = args[len(macro.params)]
@@ -265,6 +291,10 @@ class Preprocessor:
         if line.note:
             note += f", {line.note}"
         body = [substitute(b, values, self.expansions, note) for b in macro.body]
+        self.expanded_bytes += sum(len(b.text) for b in body)
+        if self.expanded_bytes > MAX_EXPANDED_BYTES:
+            raise error(name_where, f"macro expansion produces more than {MAX_EXPANDED_BYTES:,} "
+                        "bytes of text")
         self.expansions += 1
         stack.append(_Frame(body))
 
@@ -295,15 +325,44 @@ class Preprocessor:
             if f.key == key:
                 names = [g.display for g in chain[k:]] + [display]
                 raise error(w, "include cycle: " + " -> ".join(names))
+        self._check_include(w, name, path)
         try:
-            data = path.read_bytes()
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise error(w, f"cannot open include file '{name}': {reason}") from None
-        text = decode_source(data, display, f"included at {line.file}:{line.lineno}")
+            data = read_bounded(path)
+        except FileRefused as exc:
+            raise error(w, f"cannot open include file '{name}': {exc}") from None
+        self.included_bytes += len(data)
+        if self.included_bytes > MAX_INCLUDED_BYTES:
+            raise error(w, f"includes read more than {MAX_INCLUDED_BYTES:,} bytes in all")
+        text = decode_source(data, display, f"included at {line.file}:{line.lineno}", w)
         fid = self.file_id(key, display, os.path.dirname(display))
         lines = file_lines(text, self.files[fid], fid, path.parent)
         stack.append(_Frame(lines, key, self.files[fid]))
+
+
+    def _check_include(self, w: Where, name: str, path: Path) -> None:
+        """Only source files, inside the sandbox if there is one; and not forever."""
+        self._check_time(w)
+        if path.suffix.lower() not in SOURCE_SUFFIXES:
+            raise error(w, f"cannot include '{name}': not an assembly source file",
+                        "included files end in " + " or ".join(SOURCE_SUFFIXES))
+        if self.sandbox is not None and not within(path, self.sandbox):
+            raise error(w, f"cannot include '{name}': it is outside the sandbox {self.sandbox}",
+                        "--sandbox confines .include and .npy files to the program's directory "
+                        "tree")
+
+    def _check_time(self, w: Where) -> None:
+        if time.monotonic() > self.deadline:
+            raise error(w, f"preprocessing takes more than {MAX_SECONDS} s (includes and macro "
+                        "expansions)")
+
+
+def short_note(note: str) -> str:
+    """A macro expansion note of many frames as its first and last ones (runaway recursion
+    would otherwise print the same frame 64 times)."""
+    frames = note.split(", in macro ")
+    if len(frames) <= 3:
+        return note
+    return (f"{frames[0]}, ... {len(frames) - 2} more expansions ..., in macro {frames[-1]}")
 
 
 def _usage(macro: Macro) -> str:

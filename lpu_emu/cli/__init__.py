@@ -21,6 +21,7 @@ from lpu_emu.cli.common import reporting_errors
 COMMANDS = {
     "demo": "Run every example program on the default chip and check its results.",
     "run": "Run a program (.lpu or .lpx) on a chip preset.",
+    "trace": "Step through a run, forward and back, with breakpoints.",
     "asm": "Assemble a .lpu source into a .lpx object file.",
     "disasm": "Disassemble a .lpx object file back into assembly source.",
     "isa": "Show the instruction set reference.",
@@ -50,7 +51,7 @@ class LpuGroup(click.Group):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
-        with reporting_errors():
+        with reporting_errors(debug=bool(ctx.params.get("debug"))):
             return super().invoke(ctx)
 
 
@@ -62,5 +63,7 @@ Examples:
   lpu asm programs/vecadd.lpu assemble to programs/vecadd.lpx
 """)
 @click.version_option(__version__, prog_name="lpu")
-def main() -> None:
+@click.option("--debug", is_flag=True,
+              help="On an internal error (a bug), print the Python traceback.")
+def main(debug: bool) -> None:
     """lpu-emu: an emulator of a Groq-style LPU (Tensor Streaming Processor)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from lpu_emu.cli.common import write_atomically
+from lpu_emu.cli.common import check_outputs, write_atomically
 from lpu_emu.errors import UsageError
 from lpu_emu.program import Program
 from lpu_emu.render.fmt import plural
@@ -25,13 +26,18 @@ def summary(program: Program) -> str:
 Examples:
   lpu asm programs/vecadd.lpu                  writes programs/vecadd.lpx
   lpu asm kernel.lpu -o out/kernel.lpx --chip tsp-v1
+  lpu asm hand-in.lpu --sandbox --json         includes only from its own folder
 """)
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Object file to write (default: SOURCE with the suffix .lpx).")
 @click.option("--chip", metavar="NAME",
               help=f"Chip preset (default: the source's .chip, else {default_chip_name()}).")
-def asm(source: Path, output: Path | None, chip: str | None) -> None:
+@click.option("--sandbox", is_flag=True,
+              help="Confine .include and .npy files to the source's directory tree.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def asm(source: Path, output: Path | None, chip: str | None, sandbox: bool,
+        as_json: bool) -> None:
     """Assemble a .lpu source into a .lpx object file.
 
     Prints one line: the instructions, tensors and cycle span of the program.
@@ -43,6 +49,18 @@ def asm(source: Path, output: Path | None, chip: str | None) -> None:
     output = output or source.with_suffix(".lpx")
     if output.resolve() == source.resolve():
         raise UsageError(f"{source}: the output would overwrite the source", hint="pass -o FILE")
-    program = assemble_file(source, chip=chip)
+    check_outputs([(output, f"-o {output}")])
+    program = assemble_file(source, chip=chip, sandbox=sandbox)
     write_atomically(output, program.to_bytes())
-    click.echo(f"{source} -> {output}: {summary(program)}")
+    report(source, output, program, as_json)
+
+
+def report(source: Path, output: Path | None, program: Program, as_json: bool) -> None:
+    """The one line (or JSON object) `lpu asm` and `lpu disasm -o` print."""
+    if as_json:
+        from lpu_emu.render.data import program_dict
+
+        click.echo(json.dumps(program_dict(str(source), None if output is None else str(output),
+                                           program)))
+    else:
+        click.echo(f"{source} -> {output}: {summary(program)}")

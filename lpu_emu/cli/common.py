@@ -12,6 +12,7 @@ import difflib
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -38,16 +39,26 @@ def make_console(stderr: bool = False) -> Console:
     )
 
 
+INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug in lpu-emu, not in the user's input
+
+
 @contextlib.contextmanager
-def reporting_errors() -> Iterator[None]:
+def reporting_errors(debug: bool = False) -> Iterator[None]:
     """The CLI boundary: an LpuError becomes its rendered diagnostic on stderr and its exit code
     (2 for usage and input errors); an OSError about a file the user named is reported, not
-    traced back; a closed pipe (`lpu isa | head`) ends the command quietly."""
+    traced back; a closed pipe (`lpu isa | head`) ends the command quietly; running out of
+    memory is one line. Anything else is a bug: one line asking for a report (exit 70), and the
+    traceback only with `lpu --debug` (or LPU_DEBUG=1)."""
     try:
         yield
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
     except LpuError as err:
         click.echo(err.render(), err=True)
         raise click.exceptions.Exit(err.exit_code) from None
+    except MemoryError:
+        click.echo("error: out of memory", err=True)
+        raise click.exceptions.Exit(2) from None
     except BrokenPipeError:
         _silence_stdout()
         raise click.exceptions.Exit(1) from None
@@ -55,6 +66,13 @@ def reporting_errors() -> Iterator[None]:
         where = f"{exc.filename}: " if exc.filename else ""
         click.echo(f"error: {where}{exc.strerror or exc}", err=True)
         raise click.exceptions.Exit(2) from None
+    except Exception as exc:
+        if debug or os.environ.get("LPU_DEBUG", "") not in ("", "0"):
+            traceback.print_exc(file=sys.stderr)
+        click.echo(f"internal error: {type(exc).__name__}: {exc} -- this is a bug in lpu-emu; "
+                   "please report it with the command that caused it (`lpu --debug ...` prints "
+                   "the traceback)", err=True)
+        raise click.exceptions.Exit(INTERNAL_ERROR_EXIT) from None
 
 
 def _silence_stdout() -> None:
@@ -87,6 +105,38 @@ def write_atomically(path: Path, data: bytes) -> None:
     write_all_atomically({Path(path): data})
 
 
+def check_outputs(outputs: Iterable[tuple[Path, str]], inputs: Iterable[Path] = ()) -> None:
+    """Before any work: every output file (path, and the option naming it as the user wrote it,
+    e.g. `--output z=z.npy`) can be written: its name fits, its directory exists and is
+    writable, it is not a directory, no two options name the same file, and none is one of
+    `inputs` (the program being run or disassembled)."""
+    seen: dict[Path, str] = {}
+    protected = {Path(p).resolve() for p in inputs}
+    for path, where in outputs:
+        parent = path.parent if str(path.parent) else Path(".")
+        try:
+            limit = os.pathconf(parent if parent.is_dir() else ".", "PC_NAME_MAX")
+        except (OSError, ValueError):
+            limit = 255
+        if len(os.fsencode(path.name)) > limit:
+            raise UsageError(f"{where}: the file name is longer than {limit} bytes")
+        target = path.resolve()
+        if target in protected:
+            raise UsageError(f"{where}: the output would overwrite the input program",
+                             hint="name another file")
+        if target in seen:
+            raise UsageError(f"{where}: {seen[target]} writes the same file")
+        seen[target] = where
+        if not parent.is_dir():
+            raise UsageError(f"{where}: the directory {parent} does not exist")
+        if path.is_dir():
+            raise UsageError(f"{where}: is a directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{where}: the directory {parent} is not writable")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise UsageError(f"{where}: the file is not writable")
+
+
 def write_all_atomically(files: dict[Path, bytes]) -> None:
     """Write several files, all or none: every one goes to a temporary file beside its target
     first, and only when all are written are they renamed into place."""
@@ -94,7 +144,8 @@ def write_all_atomically(files: dict[Path, bytes]) -> None:
     try:
         for path, data in files.items():
             try:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                # a short temporary name: the target's own name may be near the length limit
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".lpu-", suffix=".tmp")
                 staged.append((tmp, path))
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from lpu_emu.cli.asm import summary
-from lpu_emu.cli.common import write_atomically
+from lpu_emu.cli.asm import report
+from lpu_emu.cli.common import check_outputs, write_atomically
 from lpu_emu.program import Program
 
 
@@ -19,7 +20,9 @@ Examples:
 @click.argument("objfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Source file to write (default: standard output).")
-def disasm(objfile: Path, output: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object (the source in it, unless -o) instead of text.")
+def disasm(objfile: Path, output: Path | None, as_json: bool) -> None:
     """Disassemble a .lpx object file back into assembly source.
 
     Every instruction is written with its absolute @cycle, with the .file/.loc directives that
@@ -27,10 +30,17 @@ def disasm(objfile: Path, output: Path | None) -> None:
     """
     from lpu_emu.asm import disassemble  # here, so that `lpu disasm --help` needs no assembler
 
+    if output is not None:
+        check_outputs([(output, f"-o {output}")], inputs=[objfile])
     program = Program.load(objfile)  # LoadError: truncated, corrupted, foreign or wrong version
     text = disassemble(program)
     if output is None:
-        click.echo(text, nl=not text.endswith("\n"))
+        if as_json:
+            from lpu_emu.render.data import program_dict
+
+            click.echo(json.dumps({**program_dict(str(objfile), None, program), "text": text}))
+        else:
+            click.echo(text, nl=not text.endswith("\n"))
         return
     write_atomically(output, text.encode("utf-8"))
-    click.echo(f"{objfile} -> {output}: {summary(program)}")
+    report(objfile, output, program, as_json)

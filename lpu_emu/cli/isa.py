@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from lpu_emu.cli.common import did_you_mean, make_console
@@ -15,17 +17,24 @@ Examples:
   lpu isa             every instruction, grouped by slice
   lpu isa Add         one instruction: operands, encoding, latency
   lpu isa cvt.fp32    case and dtype suffixes are ignored
+  lpu isa --json      the whole reference as one JSON object (docs/json.md)
 """)
 @click.argument("mnemonic", required=False)
-def isa(mnemonic: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def isa(mnemonic: str | None, as_json: bool) -> None:
     """Show the instruction set reference.
 
     Without MNEMONIC, every instruction grouped by slice; with it, that instruction in full.
     """
+    from lpu_emu.render.data import instruction_dict, isa_dict
+
     spec = default_isa()
     console = make_console()
     if mnemonic is None:
-        console.print(IsaOverview(spec))
+        if as_json:
+            click.echo(json.dumps(isa_dict(spec)))
+        else:
+            console.print(IsaOverview(spec))
         return
     ins = spec.lookup(mnemonic.split(".")[0])
     if ins is None:
@@ -35,4 +44,7 @@ def isa(mnemonic: str | None) -> None:
             f"unknown instruction {mnemonic!r}",
             hint=f"{hint} (`lpu isa` lists them all)" if hint else "`lpu isa` lists them all",
         )
-    console.print(InstructionEntry(spec, ins))
+    if as_json:
+        click.echo(json.dumps(instruction_dict(spec, ins)))
+    else:
+        console.print(InstructionEntry(spec, ins))

@@ -16,7 +16,7 @@ the issue cycle unless noted):
 | SREAD  | MEM unit    | bank          | address (Gather: base)  | Gather index    | value read    |
 | SWRITE | MEM unit    | bank          | address (Scatter: base) | Scatter index   | data, -1: 0s  |
 | INIT   | MEM unit    | bank          | address                 | 0               | row before    |
-| LW     | MXM plane   | row, -1: drop | planes                  | 0               | -1            |
+| LW     | MXM plane   | 1st row, -1: drop | streams read        | rows appended   | -1            |
 | IW     | MXM plane   | lands at      | rows buffered           | 0               | -1            |
 | ABC    | MXM plane   | accumulator   | 0                       | 0               | -1            |
 | ACC    | MXM plane   | accumulator   | 1 weights, 0 none       | 0               | 1st of 4      |
@@ -168,14 +168,18 @@ class EventLog:
         return {k: (r[2], r[5], self.values[r[7]]) for k, r in best.items()}
 
     # ---- files ----
-    def save(self, path: str | Path) -> None:
-        """Write an .npz atomically (a temporary file renamed into place)."""
-        path = Path(path)
+    def to_bytes(self) -> bytes:
+        """The .npz file's bytes (so a caller can write it together with other files)."""
         buf = io.BytesIO()
         meta = json.dumps({"format": FORMAT, **self.meta}, sort_keys=True)
         np.savez_compressed(buf, events=self.events, values=self.values, meta=np.array(meta))
+        return buf.getvalue()
+
+    def save(self, path: str | Path) -> None:
+        """Write an .npz atomically (a temporary file renamed into place)."""
+        path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(buf.getvalue())
+        tmp.write_bytes(self.to_bytes())
         os.replace(tmp, path)
 
     @classmethod

@@ -33,6 +33,7 @@ from lpu_emu.core.plan import Plan
 from lpu_emu.core.state import Machine
 from lpu_emu.errors import LoadError
 from lpu_emu.spec import Isa, default_isa
+from lpu_emu.spec.isa import SG16
 
 RawViolation = tuple[int, int, int, int, int, int]
 NCODES = 128 + 16  # stream codes 0..127, plus a group of 16 starting at the last one
@@ -41,6 +42,8 @@ COMPILE_SECONDS = 15  # what the cold-cache message announces (measured: bench/R
 # says when a batch must be flushed). BATCH is the batch's capacity (0: no batching); a flush of
 # at least BATCH_BLAS ACCs returns to Python for one BLAS sgemm (a resume costs ~10-20 us),
 # smaller ones are computed in the loop. int8 x int8 sums over K <= 1023 rows are exact in fp32.
+# Float ACCs (fp16, bf16, fp8e4m3) batch the same way, up to BATCH, always computed in the loop
+# by fast_loop.batch_compute_float (k ascending, fp32, one rounding per step: bit for bit).
 BATCH = 128
 BATCH_BLAS = 32
 # counters of the last run_plan call (tests read them): flushes, BLAS flushes, batched ACCs
@@ -59,7 +62,8 @@ _OPS = {
     "exp": (F.K_VXM, J.V_EXP), "rsqrt": (F.K_VXM, J.V_RSQRT), "tanh": (F.K_VXM, J.V_TANH),
     "erf": (F.K_VXM, J.V_ERF), "addi": (F.K_VXM, F.X_ADDI), "muli": (F.K_VXM, F.X_MULI),
     "maxi": (F.K_VXM, F.X_MAXI), "mini": (F.K_VXM, F.X_MINI), "cvt": (F.K_VXM, F.X_CVT),
-    "lw": (F.K_MXM, F.X_LW), "iw": (F.K_MXM, F.X_IW), "abc": (F.K_MXM, F.X_ABC),
+    "lw": (F.K_MXM, F.X_LW), "iw": (F.K_MXM, F.X_IW), "iwt": (F.K_MXM, F.X_IWT),
+    "abc": (F.K_MXM, F.X_ABC),
     "acc": (F.K_MXM, F.X_ACC),
     "shiftup": (F.K_SXM, F.S_SHIFTUP), "shiftdown": (F.K_SXM, F.S_SHIFTDOWN),
     "rotate": (F.K_SXM, F.S_ROTATE), "permute": (F.K_SXM, F.S_PERMUTE),
@@ -112,7 +116,7 @@ def _check_constants(isa: Isa) -> None:
     cols = ("CYCLE", "SRC", "OP", "DTYPE", "DTYPE2", "QUEUE", "POS", "UNIT", "SA", "SB", "SC",
             "WA", "WB", "WC", "BANK", "ADDR", "IMM", "LAT", "OCC", "VIOL", "VIOL_A", "VIOL_B",
             "NO_VALUE", "TWO_PRODUCERS", "BANK_CONFLICT", "WRONG_DTYPE", "NO_WEIGHTS", "ADDRESS",
-            "QUEUE_BUSY", "SYNC")
+            "QUEUE_BUSY", "SYNC", "MXM_PAIR")
     bad = [c for c in cols if getattr(F, c) != getattr(PL, c)]
     events = ("ISSUE", "TAKE", "PLACE", "SREAD", "SWRITE", "INIT", "LW", "IW", "ABC", "ACC", "SEND",
               "RECV", "VIOL")
@@ -249,6 +253,7 @@ def _state(plan: Plan, machine: Machine, lenient: bool, trace: bool, sz: Sizes,
     exact = rows * 128 * 128 < (1 << 24)  # |sum of int8 products| < 2^24: fp32 is exact
     params[F.P_BCAP] = BATCH if exact and BATCH > 0 else 0
     params[F.P_BMIN] = max(1, BATCH_BLAS)
+    params[F.P_FCAP] = max(0, BATCH)
     regs = np.zeros(F.NREGS, np.int64)
     regs[F.R_VERCTR] = 2 * planes + 2
     a: dict[str, np.ndarray] = {}
@@ -280,7 +285,7 @@ def _state(plan: Plan, machine: Machine, lenient: bool, trace: bool, sz: Sizes,
     else:
         a["ev"], a["evh"] = np.zeros((1, 8), np.int64), np.zeros((1, lanes), np.uint8)
         a["touched"] = np.zeros(1, np.uint8)
-    a["sl"] = np.zeros((2, 16), np.int64)
+    a["sl"] = np.zeros((2, max(SG16, chip.mxm_load_streams)), np.int64)  # widest input group
     a["lv"] = np.zeros((3, lanes), np.uint32)  # lane rows, and their int32 / float32 views
     a["li"], a["lf"] = a["lv"].view(np.int32), a["lv"].view(np.float32)
     a["addrs"] = np.zeros(lanes, np.int64)

@@ -39,6 +39,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from lpu_emu.core.jit_ops import (
+    BF16,
     FP32,
     INT8,
     INT32,
@@ -57,6 +58,7 @@ from lpu_emu.core.jit_ops import (
     int_op,
     nan_rule,
     njit,
+    njit_contract,
 )
 
 # ---- Plan columns and violation kinds: frozen copies (numba compiles globals in as constants);
@@ -67,6 +69,7 @@ BANK, ADDR, IMM, LAT, OCC = range(14, 19)
 VIOL, VIOL_A, VIOL_B = range(19, 22)
 NO_VALUE, TWO_PRODUCERS, BANK_CONFLICT, WRONG_DTYPE, NO_WEIGHTS, ADDRESS, QUEUE_BUSY, SYNC = (
     range(1, 9))
+MXM_PAIR = 9  # static only (the Plan flags it)
 LINK = 128  # coordinate offset marking a C2C link (reference.LINK)
 
 # ---- internal op codes: kind * 32 + sub (fast.py maps ISA opcodes to these by mnemonic) ----
@@ -74,7 +77,7 @@ K_ICU, K_MEM, K_VXM, K_MXM, K_SXM, K_C2C = range(6)
 M_READ, M_WRITE, M_GATHER, M_SCATTER = range(4)
 # VXM subs: 0..12 are the jit_ops V_* ALU ops; then the immediate forms and Cvt
 X_ADDI, X_MULI, X_MAXI, X_MINI, X_CVT = 13, 14, 15, 16, 17
-X_LW, X_IW, X_ABC, X_ACC = range(4)
+X_LW, X_IW, X_ABC, X_ACC, X_IWT = range(5)
 S_SHIFTUP, S_SHIFTDOWN, S_ROTATE, S_PERMUTE, S_DISTRIBUTE, S_TRANSPOSE = range(6)
 C_DESKEW, C_SEND, C_RECEIVE = range(3)
 
@@ -82,12 +85,14 @@ C_DESKEW, C_SEND, C_RECEIVE = range(3)
 P_LANES, P_POSITIONS, P_RD, P_NV, P_RW, P_RL, P_NL, P_MEMSIZE = range(8)
 P_ROWS, P_COLS, P_NACC, P_BLOCK, P_LENIENT, P_TRACE, P_NANMODE, P_BANKS = range(8, 16)
 P_BCAP, P_BMIN = 16, 17  # int8 ACC batch: capacity (0: no batching), least size worth BLAS
-NPARAMS = 18
+P_FCAP = 18  # float ACC batch capacity (0: no batching); float batches never go to BLAS
+NPARAMS = 19
 R_K, R_VPTR, R_LPTR, R_PWN, R_PWSCAT, R_NVIOL, R_NEV, R_NEVH, R_VERCTR, R_ERR = range(10)
-# the pending int8 ACC batch: size, plane, weights version; Y computed by the caller (ST_FLUSH);
-# counters: flushes, flushes by the caller's matmul, ACCs that went through the batch
-R_BN, R_BPLANE, R_BVER, R_YREADY, R_NFLUSH, R_NBLAS, R_NBACC = range(10, 17)
-NREGS = 17
+# the pending ACC batch: size, plane, weights version; Y computed by the caller (ST_FLUSH);
+# counters: flushes, flushes by the caller's matmul, ACCs that went through the batch; the
+# batch's dtype (int8, or a float dtype)
+R_BN, R_BPLANE, R_BVER, R_YREADY, R_NFLUSH, R_NBLAS, R_NBACC, R_BDT = range(10, 18)
+NREGS = 18
 # ---- columns of the packed tables ----
 SL_POS, SL_TAG, SL_ISSUE, SL_NEXT, SL_EXPIRE, SL_TREF, SL_PEND = range(7)  # slots
 BM_ACC, BM_SLOT, BM_TREF = 0, 1, 5  # bmeta: accumulator, the 4 output slots, first trace row
@@ -104,6 +109,9 @@ EV_LW, EV_IW, EV_ABC, EV_ACC, EV_SEND, EV_RECV, EV_VIOL = 7, 8, 9, 10, 11, 12, 1
 _ORDER = (NO_VALUE, WRONG_DTYPE, ADDRESS, BANK_CONFLICT, NO_WEIGHTS, TWO_PRODUCERS)
 NEVER = -(1 << 62)
 FOREVER = 1 << 62
+# columns per block of the float ACC batch kernel: 8 accumulator rows of 64 fp32 (2 KB) and the
+# weights' 320 x 64 block (80 KB); measured ~20% faster than whole 320-column rows
+FLOAT_BLOCK = 64
 I64 = np.int64  # wraps constant arguments: numba compiles a callee once per literal value
 
 
@@ -509,26 +517,28 @@ def mxm_acc(dtype, plane, a, c, lanes, rows, cols, vheap, sl, lv, li, lf, xf, do
 
 
 @njit
-def mxm_acc_defer(plane, c, lanes, vheap, sl, lv, li, xb, regs, weights, weights_at, pending,
-                  pending_at, wmeta, wdec):
-    """An int8 ACC joining the batch: its x decoded into xb[R_BN] and the weights it sees
+def mxm_acc_defer(dtype, plane, c, lanes, vheap, sl, lv, li, lf, xb, regs, weights, weights_at,
+                  pending, pending_at, wmeta, wdec):
+    """An ACC joining the batch: its x decoded into xb[R_BN] (as fp32) and the weights it sees
     decoded; the compute waits for the flush. Returns whether there were weights."""
-    decode_lanes(vheap, sl[0], INT8, lanes, lv[0], li[0])
+    decode_lanes(vheap, sl[0], dtype, lanes, lv[0], li[0])
     b = regs[R_BN]
     for lane in range(lanes):
-        xb[b, lane] = np.float32(li[0, lane])
-    have = weights_for(weights, weights_at, pending, pending_at, wmeta, wdec, plane, c, INT8)
+        xb[b, lane] = np.float32(li[0, lane]) if dtype == INT8 else lf[0, lane]
+    have = weights_for(weights, weights_at, pending, pending_at, wmeta, wdec, plane, c, dtype)
     if b == 0:
-        regs[R_BPLANE], regs[R_BVER] = plane, wmeta[plane, WM_CVER]
+        regs[R_BPLANE], regs[R_BVER], regs[R_BDT] = plane, wmeta[plane, WM_CVER], dtype
     return have
 
 
 # ---------------------------------------------------------------------------------------------
-# batched int8 ACCs: consecutive int8 ACCs on one plane with one weights version are deferred
+# batched ACCs: consecutive ACCs of one dtype on one plane with one weights version are deferred
 # (x kept in xb, the output slots and trace rows allocated and marked pending) and computed
-# together, Y = X @ W (exact in fp32: |sum| < 2^24), then applied in issue order. The batch is
-# flushed before anything could see or change what it computes (batch_conflict), and before the
-# loop ends or stops; big batches return ST_FLUSH so the caller does the matmul with BLAS.
+# together, then applied in issue order. int8: Y = X @ W (exact in fp32: |sum| < 2^24), added
+# into the accumulators; big batches return ST_FLUSH so the caller does the matmul with BLAS.
+# Floats: batch_compute_float keeps the definition (k ascending, fp32, one rounding per step)
+# and leaves in yb the accumulator after each ACC. The batch is flushed before anything could see
+# or change what it computes (batch_conflict), and before the loop ends or stops.
 # ---------------------------------------------------------------------------------------------
 @njit
 def weights_ver(weights_at, pending_at, wmeta, plane, cycle):
@@ -546,7 +556,7 @@ def batch_conflict(issues, k, op, params, regs, dtab, slots, weights_at, pending
     replaces a pending placement, may recycle a pending slot, clears an accumulator of the
     batch's plane, or is an ACC that cannot join the batch (the batch is full, another plane or
     dtype, other weights)."""
-    if regs[R_BN] >= params[P_BCAP]:
+    if regs[R_BN] >= params[P_BCAP if regs[R_BDT] == INT8 else P_FCAP]:
         return True
     kind, sub = op >> 5, op & 31
     c, pos, dtype, unit = issues[k, CYCLE], issues[k, POS], issues[k, DTYPE], issues[k, UNIT]
@@ -562,14 +572,11 @@ def batch_conflict(issues, k, op, params, regs, dtab, slots, weights_at, pending
         n_in = 1 if sub in (X_LW, X_ACC) else 0
         if sub == X_ABC and unit == plane:
             return True
-        if sub == X_ACC:
+        if sub == X_ACC:  # joins only on the batch's plane, dtype and weights
             outw = I64(4)
-            if unit == plane:
-                if dtype != INT8:
-                    return True
-                if weights_ver(weights_at, pending_at, wmeta, unit, c) != regs[R_BVER]:
-                    return True
-            elif dtype == INT8:
+            if unit != plane or dtype != regs[R_BDT]:
+                return True
+            if weights_ver(weights_at, pending_at, wmeta, unit, c) != regs[R_BVER]:
                 return True
     elif kind == K_SXM:
         n_in = 1
@@ -613,15 +620,152 @@ def batch_compute(xb, yb, wdec, regs, rows, cols):
 
 
 @njit
+def float_start(yb, bmeta, acc, plane, i, cols):
+    """Where ACC i of a float batch starts: the accumulator after the batch's last earlier ACC
+    on the same accumulator (a row of yb), else the accumulator as it is (the plane's row), as
+    a float32 row of `cols` values (a view)."""
+    a = bmeta[i, BM_ACC]
+    for q in range(i - 1, -1, -1):
+        if bmeta[q, BM_ACC] == a:
+            return yb[q, :cols]
+    return acc[plane, a, :cols].view(np.float32)
+
+
+def _float_group_kernel():
+    """A fresh copy of the float batch's inner kernel (compiled twice below, with and without
+    FMA contraction)."""
+    def float_group(xb, w, yb, i, ng, rows, cols):
+        """yb[i..i+ng) (ng = 1, 4 or 8 ACCs, already holding their start values) += x . W,
+        k ascending, s + x*w per step; the ng ACCs share each weight row load. Column blocks of
+        FLOAT_BLOCK keep the ACCs' rows and the weight block near the core; 1-D views so that
+        the column loop vectorises."""
+        for j0 in range(0, cols, FLOAT_BLOCK):
+            j1 = min(cols, j0 + FLOAT_BLOCK)
+            n = j1 - j0
+            if ng == 8:
+                s0, s1, s2, s3 = yb[i, j0:j1], yb[i + 1, j0:j1], yb[i + 2, j0:j1], yb[i + 3, j0:j1]
+                s4, s5, s6, s7 = (yb[i + 4, j0:j1], yb[i + 5, j0:j1], yb[i + 6, j0:j1],
+                                  yb[i + 7, j0:j1])
+                x0, x1, x2, x3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
+                x4, x5, x6, x7 = xb[i + 4], xb[i + 5], xb[i + 6], xb[i + 7]
+                for k in range(rows):
+                    wk = w[k, j0:j1]
+                    u0, u1, u2, u3 = x0[k], x1[k], x2[k], x3[k]
+                    u4, u5, u6, u7 = x4[k], x5[k], x6[k], x7[k]
+                    for j in range(n):
+                        wj = wk[j]
+                        s0[j] = s0[j] + u0 * wj
+                        s1[j] = s1[j] + u1 * wj
+                        s2[j] = s2[j] + u2 * wj
+                        s3[j] = s3[j] + u3 * wj
+                        s4[j] = s4[j] + u4 * wj
+                        s5[j] = s5[j] + u5 * wj
+                        s6[j] = s6[j] + u6 * wj
+                        s7[j] = s7[j] + u7 * wj
+            elif ng == 4:
+                s0, s1, s2, s3 = yb[i, j0:j1], yb[i + 1, j0:j1], yb[i + 2, j0:j1], yb[i + 3, j0:j1]
+                x0, x1, x2, x3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
+                for k in range(rows):
+                    wk = w[k, j0:j1]
+                    u0, u1, u2, u3 = x0[k], x1[k], x2[k], x3[k]
+                    for j in range(n):
+                        wj = wk[j]
+                        s0[j] = s0[j] + u0 * wj
+                        s1[j] = s1[j] + u1 * wj
+                        s2[j] = s2[j] + u2 * wj
+                        s3[j] = s3[j] + u3 * wj
+            else:
+                s0, x0 = yb[i, j0:j1], xb[i]
+                for k in range(rows):
+                    wk = w[k, j0:j1]
+                    u0 = x0[k]
+                    for j in range(n):
+                        s0[j] = s0[j] + u0 * wk[j]
+    return float_group
+
+
+# Without contraction: one fp32 rounding for the product and one for the sum, the definition.
+float_group = njit(_float_group_kernel())
+# With contraction (an FMA: one rounding of x*w + s): bit-identical when every product is exact
+# in fp32, which holds for fp16 and fp8e4m3 inputs (11- and 4-bit significands, products within
+# fp32's normal range), not for bf16 (fp32's exponent range: products can overflow or underflow).
+float_group_fma = njit_contract(_float_group_kernel())
+
+
+@njit
+def float_nans(xb, w, yb, start, i, rows, cols):
+    """Replay ACC i's NaN lanes with numpy's NaN rules (acc_compute's rule: the vectorised loop
+    may pick another NaN payload)."""
+    for j in range(cols):
+        if yb[i, j] == yb[i, j]:
+            continue
+        s = start[j]
+        for k in range(rows):
+            p = xb[i, k] * w[k, j]
+            if p != p:
+                p = _f32(nan_rule(_bits(xb[i, k]), _bits(w[k, j]), _bits(p)))
+            r = s + p
+            if r != r:
+                r = _f32(nan_rule(_bits(s), _bits(p), _bits(r)))
+            s = r
+        yb[i, j] = s
+
+
+@njit
+def distinct_accs(bmeta, i, n, nb):
+    """ACCs i..i+n-1 exist and use n different accumulators."""
+    if i + n > nb:
+        return False
+    for p in range(i, i + n):
+        for q in range(p + 1, i + n):
+            if bmeta[p, BM_ACC] == bmeta[q, BM_ACC]:
+                return False
+    return True
+
+
+@njit
+def batch_compute_float(xb, yb, wdec, bmeta, acc, regs, rows, cols):
+    """yb[i] = the accumulator after float ACC i of the batch (acc_compute's float path, ACC by
+    ACC in issue order): 8 or 4 consecutive ACCs on as many different accumulators run
+    together (none starts from another's result)."""
+    plane, nb = regs[R_BPLANE], regs[R_BN]
+    w = wdec[plane]
+    i = 0
+    while i < nb:
+        ng = 8 if distinct_accs(bmeta, i, 8, nb) else (4 if distinct_accs(bmeta, i, 4, nb) else 1)
+        for g in range(ng):
+            start = float_start(yb, bmeta, acc, plane, i + g, cols)
+            for j in range(cols):
+                yb[i + g, j] = start[j]
+        if regs[R_BDT] == BF16:
+            float_group(xb, w, yb, i, ng, rows, cols)
+        else:
+            float_group_fma(xb, w, yb, i, ng, rows, cols)
+        for g in range(ng):
+            nans = 0
+            for j in range(cols):
+                nans += yb[i + g, j] != yb[i + g, j]
+            if nans:
+                float_nans(xb, w, yb, float_start(yb, bmeta, acc, plane, i + g, cols), i + g,
+                           rows, cols)
+        i += ng
+
+
+@njit
 def batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes):
-    """Apply the batch's Y in issue order: acc = wrap32(acc + y), its 4 byte planes into the
-    output slots (and trace rows) allocated when the ACCs issued. Empties the batch."""
+    """Apply the batch's Y in issue order: int8 acc = wrap32(acc + y), floats acc = y (the
+    accumulator after the ACC), its 4 byte planes into the output slots (and trace rows)
+    allocated when the ACCs issued. Empties the batch."""
     plane = regs[R_BPLANE]
+    is_int = regs[R_BDT] == INT8
     for i in range(regs[R_BN]):
         a = bmeta[i, BM_ACC]
         for j in range(cols):
-            v = np.int64(np.int32(acc[plane, a, j])) + np.int64(yb[i, j])
-            acc[plane, a, j] = np.uint32(v & 0xFFFFFFFF)
+            if is_int:
+                v = np.int64(np.int32(acc[plane, a, j])) + np.int64(yb[i, j])
+                acc[plane, a, j] = np.uint32(v & 0xFFFFFFFF)
+            else:
+                acc[plane, a, j] = np.float32(yb[i, j]).view(np.uint32)
         for p in range(4):
             s = bmeta[i, BM_SLOT + p]
             slots[s, SL_PEND] = 0
@@ -639,16 +783,19 @@ def batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes):
 @njit
 def batch_finish(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols, lanes):
     """Compute and apply the pending batch in the loop."""
-    batch_compute(xb, yb, wdec, regs, rows, cols)
+    if regs[R_BDT] == INT8:
+        batch_compute(xb, yb, wdec, regs, rows, cols)
+    else:
+        batch_compute_float(xb, yb, wdec, bmeta, acc, regs, rows, cols)
     batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
 
 
 @njit
 def batch_flush(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols, lanes,
                 bmin):
-    """Empty the pending batch: in the loop when it is small, else True: the caller returns
-    ST_FLUSH so that fast.py computes Y with BLAS and resumes the loop."""
-    if regs[R_BN] >= bmin:
+    """Empty the pending batch: in the loop when it is small or float, else True: the caller
+    returns ST_FLUSH so that fast.py computes Y with BLAS and resumes the loop."""
+    if regs[R_BN] >= bmin and regs[R_BDT] == INT8:
         regs[R_NBLAS] += 1
         return True
     batch_finish(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols, lanes)
@@ -692,7 +839,7 @@ def run_issues(issues, opmap, params, regs, found, viol,
     k = regs[R_K]
     while k < n:
         c = issues[k, CYCLE]
-        # ---- 0. flush the pending int8 ACC batch if this issue could observe or change it ----
+        # ---- 0. flush the pending ACC batch if this issue could observe or change it ----
         if regs[R_BN] > 0:
             op = opmap[issues[k, OP] & 255]
             conflict = op < 0 or batch_conflict(issues, k, op, params, regs, dtab, slots,
@@ -778,7 +925,8 @@ def run_issues(issues, opmap, params, regs, found, viol,
                            slots[s, SL_TAG], slots[s, SL_TREF])
         # ---- 4. compute into outp (nothing of the machine changes yet) ----
         outw, tag, have_w, lsend = I64(0), dtype, True, I64(-1)
-        batched = kind == K_MXM and sub == X_ACC and dtype == INT8 and params[P_BCAP] > 0
+        batched = (kind == K_MXM and sub == X_ACC
+                   and params[P_BCAP if dtype == INT8 else P_FCAP] > 0)
         if kind == K_MEM:
             if sub in (M_READ, M_GATHER):
                 last_read = banks[unit, bank, banks.shape[2] - 1]
@@ -807,11 +955,11 @@ def run_issues(issues, opmap, params, regs, found, viol,
                       li, lf, outp)
             outw = issues[k, WC]
         elif batched:
-            have_w = mxm_acc_defer(unit, c, lanes, vheap, sl, lv, li, xb, regs, weights,
-                                   weights_at, pending, pending_at, wmeta, wdec)
+            have_w = mxm_acc_defer(dtype, unit, c, lanes, vheap, sl, lv, li, lf, xb, regs,
+                                   weights, weights_at, pending, pending_at, wmeta, wdec)
             if not have_w:
                 flag(found, I64(NO_WEIGHTS), unit, imm, I64(0))
-            outw, tag = I64(4), INT32
+            outw, tag = I64(4), (INT32 if dtype == INT8 else FP32)
         elif kind == K_MXM and sub == X_ACC:
             have_w = mxm_acc(dtype, unit, imm % nacc, c, lanes, params[P_ROWS], params[P_COLS],
                              vheap, sl, lv, li, lf, xf, dot, weights, weights_at, pending,
@@ -910,25 +1058,36 @@ def run_issues(issues, opmap, params, regs, found, viol,
                                     I64(1), vheap, sl[1, 0], sl[0, 0], slots[sl[1, 0], SL_TREF],
                                     slots[sl[0, 0], SL_TREF])
         elif kind == K_MXM:
-            if sub == X_LW:
-                r = wbuf_rows[unit]
-                if r < wbuf.shape[1]:
-                    w = issues[k, WA]
+            if sub == X_LW:  # the load group's rows, row j from streams j*w .. j*w + w - 1
+                r0, w = wbuf_rows[unit], WIDTH[dtype]
+                for j in range(issues[k, WA] // w):
+                    r = wbuf_rows[unit]
+                    if r >= wbuf.shape[1]:
+                        break
                     for p in range(wbuf.shape[2]):
                         for lane in range(lanes):
-                            wbuf[unit, r, p, lane] = vheap[sl[0, p], lane] if p < w else 0
+                            wbuf[unit, r, p, lane] = vheap[sl[0, j * w + p], lane] if p < w else 0
                     wbuf_rows[unit] = r + 1
                 if trace:
-                    ev_add(ev, regs, c, I64(EV_LW), k, unit, r if r < wbuf.shape[1] else I64(-1),
-                           issues[k, WA], I64(0), I64(-1))
-            elif sub == X_IW:
+                    ev_add(ev, regs, c, I64(EV_LW), k, unit,
+                           r0 if r0 < wbuf.shape[1] else I64(-1), issues[k, WA],
+                           wbuf_rows[unit] - r0, I64(-1))
+            elif sub == X_IW or sub == X_IWT:  # noqa: SIM109 (numba: plain compares)
                 land(weights, weights_at, pending, pending_at, wmeta, unit, c)
                 if trace:
                     ev_add(ev, regs, c, I64(EV_IW), k, unit, t, wbuf_rows[unit], I64(0), I64(-1))
                 for r in range(wbuf.shape[1]):
                     for p in range(wbuf.shape[2]):
                         for lane in range(lanes):
-                            pending[unit, r, p, lane] = wbuf[unit, r, p, lane]
+                            if sub == X_IW:
+                                pending[unit, r, p, lane] = wbuf[unit, r, p, lane]
+                            elif lane < wbuf.shape[1] and r < lanes:  # IWT: W[r][lane] = row lane
+                                pending[unit, r, p, lane] = wbuf[unit, lane, p, r]
+                            else:
+                                pending[unit, r, p, lane] = 0
+                for r in range(wbuf.shape[1]):
+                    for p in range(wbuf.shape[2]):
+                        for lane in range(lanes):
                             wbuf[unit, r, p, lane] = 0
                 pending_at[unit] = t
                 wbuf_rows[unit] = 0

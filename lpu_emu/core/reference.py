@@ -12,7 +12,7 @@ THE run_plan CONTRACT (shared by both cores; keep it stable)
 (SRAM, MXM buffers/weights/accumulators); the caller reads the results from it afterwards.
 
 - `violations_raw`: list of tuples `(kind, issue, cycle, a, b, c)` of Python ints, in the order
-  they were detected. `kind` is a plan.py constant (NO_VALUE .. SYNC), `issue` the row of
+  they were detected. `kind` is a plan.py constant (NO_VALUE .. MXM_PAIR), `issue` the row of
   `plan.issues` the violation is reported on, `cycle` that row's issue cycle (CYCLE column).
 - `stopped_at`: the issue index where a strict run stopped (its first violation), else -1.
   Lenient runs never stop (-1).
@@ -31,9 +31,11 @@ Coordinates a, b, c by kind (unused coordinates are 0):
 | ADDRESS       | the address (before modulo)   | bank                    | lane, or -1         |
 | QUEUE_BUSY    | cycle the unit is free        | 1 parked at Sync, else 0| 0                   |
 | SYNC          | 0                             | 0                       | 0                   |
+| MXM_PAIR      | -1 off the even plane; else   | -1, or the queue of the | 0                   |
+|               | the cycle the pair is free    | other issue             |                     |
 
-Static violations (QUEUE_BUSY, SYNC, ADDRESS of the instruction's own address) come from the
-VIOL/VIOL_A/VIOL_B columns of the plan (c = -1 for ADDRESS, 0 otherwise).
+Static violations (QUEUE_BUSY, SYNC, MXM_PAIR, ADDRESS of the instruction's own address) come
+from the VIOL/VIOL_A/VIOL_B columns of the plan (c = -1 for ADDRESS, 0 otherwise).
 
 Order of processing, per issue k at cycle c, in Plan order:
  1. static violation on k (strict: stop *before* executing k);
@@ -64,8 +66,9 @@ Rules where docs/design.md leaves a choice (both cores follow them):
   meeting a pending write landing in the same cycle and bank, a read meeting another read of the
   same bank in that cycle, or a write landing with another pending write in the same cycle and
   bank.
-- MXM: LW appends one row (its bytes, width(dtype) planes, at most 2) to the plane's buffer; rows
-  past mxm_rows are dropped. IW at c takes the buffer (which empties at once) and installs it at
+- MXM: LW appends `rows` rows to the plane's buffer, row r from the width(dtype) streams
+  src + r*width(dtype) .. (it reads exactly those WA = rows * width streams); rows past mxm_rows
+  are dropped. IW at c takes the buffer (which empties at once) and installs it at
   c + LAT into one pending slot per plane (an IW or ACC at c first promotes a pending install that
   has landed, <= c; a second IW before the first lands replaces the pending one). Weights are
   kept as raw bytes: ACC.d decodes them as d (what silicon would do if LW and ACC disagreed).
@@ -94,7 +97,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lpu_emu.core.ops import c2c, mem, mxm, sxm, vxm
-from lpu_emu.core.ops.lanes import decode, encode
+from lpu_emu.core.ops.lanes import decode, encode, width
 from lpu_emu.core.plan import (
     ADDR,
     ADDRESS,
@@ -439,12 +442,16 @@ class Interpreter:
 
     # ---- MXM ----
     def op_lw(self, c: int) -> Step:
-        row, plane = self.read_group(SA, WA, c, int(self.row[DTYPE])), int(self.row[UNIT])
-        return Step(apply=lambda: mxm.lw(self.m, plane, row))
+        group, plane = self.read_group(SA, WA, c, int(self.row[DTYPE])), int(self.row[UNIT])
+        return Step(apply=lambda: mxm.lw(self.m, plane, group, width(self.dtype())))
 
     def op_iw(self, c: int) -> Step:
         plane, lands = int(self.row[UNIT]), c + int(self.row[LAT])
         return Step(apply=lambda: mxm.iw(self.m, plane, c, lands))
+
+    def op_iwt(self, c: int) -> Step:
+        plane, lands = int(self.row[UNIT]), c + int(self.row[LAT])
+        return Step(apply=lambda: mxm.iwt(self.m, plane, c, lands))
 
     def op_abc(self, c: int) -> Step:
         plane, a = int(self.row[UNIT]), int(self.row[IMM])

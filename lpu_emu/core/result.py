@@ -16,7 +16,7 @@ from lpu_emu.core.plan import Plan
 from lpu_emu.core.tensors import decode_tensor, read_image, symbol
 from lpu_emu.program import Program
 from lpu_emu.spec import Chip, Isa, default_isa
-from lpu_emu.spec.encoding import stream_text
+from lpu_emu.spec.encoding import STREAM_INDEX_MASK, STREAM_WEST, stream_parts, stream_text
 
 LINK = 128  # coordinate offset marking a C2C link (see the run_plan contract)
 
@@ -77,6 +77,34 @@ def _bank_text(plan: Plan, isa: Isa, issue: int, a: int, b: int, c: int) -> str:
     return f"bank {b} is read twice at cycle {c}"
 
 
+def _cycles(n: int) -> str:
+    return f"{n} cycle" if n == 1 else f"{n} cycles"
+
+
+def _awaited(plan: Plan, code: int, q: int, t: int) -> str:
+    """Where the value a no-value reader at (position q, cycle t) awaited does pass q: the
+    placement on that stream and direction, upstream of q, whose pass at q is nearest to t
+    (so the fix, moving the reader or the producer, is obvious)."""
+    index, west = stream_parts(code)
+    iss = plan.issues
+    out = iss[:, P.SC]
+    first = out & STREAM_INDEX_MASK
+    covers = ((out >= 0) & ((out & STREAM_WEST) == (STREAM_WEST if west else 0))
+              & (first <= index) & (index < first + iss[:, P.WC]))
+    pos, placed = iss[:, P.POS], iss[:, P.CYCLE] + iss[:, P.LAT]
+    upstream = (pos >= q) if west else (pos <= q)
+    rows = np.flatnonzero(covers & upstream)
+    text = stream_text(code)
+    if not len(rows):
+        return f"; nothing is ever placed on {text} upstream of position {q}"
+    passes = placed[rows] + np.abs(q - pos[rows])
+    k = int(np.lexsort((passes, np.abs(passes - t)))[0])
+    at, row = int(passes[k]), int(rows[k])
+    queue, where = _where_queue(plan, row)
+    when = f"{_cycles(at - t)} later" if at > t else f"{_cycles(t - at)} earlier"
+    return f"; {text} from {queue} ({where}) passes it at cycle {at}: {when}"
+
+
 def _text(plan: Plan, isa: Isa, kind: int, issue: int, a: int, b: int, c: int) -> str:
     """The sentence between 'cycle N: QUEUE: kind:' and the source location."""
     row = plan.issues[issue]
@@ -84,7 +112,8 @@ def _text(plan: Plan, isa: Isa, kind: int, issue: int, a: int, b: int, c: int) -
     if kind == P.NO_VALUE:
         if a >= LINK:
             return f"nothing arrives on link {a - LINK} at this cycle"
-        return f"nothing passes on stream {stream_text(a)} at position {b}"
+        return (f"nothing passes on stream {stream_text(a)} at position {b}"
+                + _awaited(plan, a, b, int(row[P.CYCLE])))
     if kind == P.TWO_PRODUCERS:
         q1, w1 = _where_queue(plan, c)
         at = int(row[P.CYCLE] + row[P.LAT])
@@ -105,7 +134,17 @@ def _text(plan: Plan, isa: Isa, kind: int, issue: int, a: int, b: int, c: int) -
     if kind == P.QUEUE_BUSY:
         why = "parked at Sync" if b else "its unit is busy"
         return f"issues while {why} until cycle {a}"
+    if kind == P.MXM_PAIR:
+        return _pair_text(plan, isa, row, a, b)
     return f"no Notify issued at or after cycle {int(row[P.CYCLE])} releases this Sync"
+
+
+def _pair_text(plan: Plan, isa: Isa, row: np.ndarray, a: int, b: int) -> str:
+    """An fp16/bf16 ACC off the even plane of a pair, or an overlap within a pair."""
+    if a < 0:
+        return (f"{_mnemonic(plan, isa, row)} takes a plane pair and must issue on its even "
+                "plane (unit 0, 2, .. of a hemisphere)")
+    return f"its plane pair is busy with {plan.chip.slices[b].name} until cycle {a}"
 
 
 def make_violation(plan: Plan, raw: tuple[int, ...], isa: Isa | None = None) -> Violation:

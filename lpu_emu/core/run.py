@@ -1,8 +1,9 @@
 """run(): a Program in, a RunResult out, on either core.
 
-The pipeline, in order: pick the chip -> make the Plan (decode, expand, static checks) -> check
-max_cycles -> build the Machine (SRAM from the program's segments) -> write the inputs -> run the
-Plan on the chosen core -> turn raw violations into located ones and derive the statistics.
+The pipeline, in order: pick the chip -> make the Plan (decode and validate, check max_cycles and
+max_issues, expand, static checks) -> build the Machine (SRAM from the program's segments) ->
+write the inputs -> run the Plan on the chosen core -> turn raw violations into located ones and
+derive the statistics.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ import importlib
 
 import numpy as np
 
-from lpu_emu.core.plan import CYCLE, IMM, OP, SRC, Plan, make_plan
+from lpu_emu.core.plan import CYCLE, DEFAULT_MAX_ISSUES, make_plan
 from lpu_emu.core.result import RunResult, make_violation, plan_stats
-from lpu_emu.core.state import Machine, new_machine
+from lpu_emu.core.state import Machine, lanemap_table, load_segments, new_machine
 from lpu_emu.core.tensors import check_input, encode_tensor, symbol, write_image
-from lpu_emu.errors import LoadError, LpuError, UsageError
+from lpu_emu.errors import LpuError, UsageError
 from lpu_emu.program import Program
-from lpu_emu.spec import Chip, Isa, default_isa, get_chip
+from lpu_emu.spec import Chip, default_isa, get_chip
 
-ENGINES = ("fast", "reference")
+ENGINES = ("auto", "fast", "reference")
+# auto: the reference interpreter below this many issues. The fast core costs ~1 s of numba
+# start-up in a new process (import, target initialisation, cache load); the reference runs a
+# small program's few thousand issues in less (bench/test_bench_core.py measures the crossover).
+AUTO_REFERENCE_ISSUES = 2000
 
 
 def _chip(program: Program, chip: Chip | str | None) -> Chip:
@@ -28,23 +33,20 @@ def _chip(program: Program, chip: Chip | str | None) -> Chip:
     return get_chip(chip or program.chip)
 
 
-def _check_lanemaps(plan: Plan, isa: Isa) -> None:
-    """Permute/Distribute must name a lane map the program has (a LoadError otherwise)."""
-    ops = [isa.lookup(m).opcode for m in ("Permute", "Distribute")]
-    n = len(plan.program.lanemaps)
-    for row in plan.issues[np.isin(plan.issues[:, OP], ops)]:
-        if not 0 <= row[IMM] < n:
-            where = plan.program.where(int(row[SRC]))
-            raise LoadError(f"{where}: lane map {int(row[IMM])} does not exist "
-                            f"(the program has {n})")
-
-
 def write_inputs(machine: Machine, program: Program, inputs: dict[str, np.ndarray]) -> None:
     """Overwrite named tensors' SRAM with user values (UsageError for a bad name, shape or type)."""
     for name, values in inputs.items():
         t = symbol(program, name)
         image = encode_tensor(t, check_input(t, values), machine.chip.lanes)
         write_image(machine.sram, machine.chip, t, image)
+
+
+def pick_engine(engine: str, issues: int, trace: bool) -> str:
+    """The engine `auto` stands for: the reference interpreter for small programs (no numba
+    start-up), the fast core for large ones and whenever the event log is wanted."""
+    if engine != "auto":
+        return engine
+    return "fast" if trace or issues > AUTO_REFERENCE_ISSUES else "reference"
 
 
 def _engine(engine: str):
@@ -66,21 +68,31 @@ def _engine(engine: str):
 
 def run(program: Program, chip: Chip | str | None = None, *,
         inputs: dict[str, np.ndarray] | None = None, lenient: bool = False,
-        max_cycles: int | None = None, engine: str = "fast", trace: bool = False) -> RunResult:
+        max_cycles: int | None = None, engine: str = "auto", trace: bool = False,
+        max_issues: int = DEFAULT_MAX_ISSUES, machine: Machine | None = None) -> RunResult:
     """Run a program to its end (strict: to its first violation) and return the result.
 
     `chip` defaults to the one the program was assembled for; a program for another chip is a
-    LoadError. `inputs` overwrite named tensors before the run. `max_cycles` refuses (UsageError)
-    a program whose schedule is longer, before running anything."""
+    LoadError. `inputs` overwrite named tensors before the run. `max_cycles` and `max_issues`
+    refuse (UsageError) a program whose schedule is longer or whose Plan is larger, before
+    expanding or running anything. `machine`, if given, is run on as it is (its SRAM kept, the
+    program's data segments and lane maps loaded over it), so one program can leave data for the
+    next: a KV cache between decode steps."""
     isa = default_isa()
     chip = _chip(program, chip)
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(ENGINES)}")
+    plan = make_plan(program, chip, isa, max_cycles=max_cycles, max_issues=max_issues)
+    engine = pick_engine(engine, len(plan.issues), trace)
     run_plan = _engine(engine)
-    plan = make_plan(program, chip, isa)
-    if max_cycles is not None and plan.cycles > max_cycles:
-        raise UsageError(f"the program runs {plan.cycles} cycles, more than max_cycles "
-                         f"{max_cycles}", hint="raise --max-cycles if that is intended")
-    _check_lanemaps(plan, isa)
-    machine = new_machine(chip, program)
+    if machine is None:
+        machine = new_machine(chip, program)
+    else:
+        if machine.chip.name != chip.name:
+            raise UsageError(f"the machine is a {machine.chip.name}, the program is for "
+                             f"{chip.name}")
+        load_segments(machine.sram, chip, program)
+        machine.lanemaps = lanemap_table(chip, program)
     write_inputs(machine, program, inputs or {})
     raw, stopped_at, events = run_plan(plan, machine, lenient, trace)
     stopped = stopped_at >= 0

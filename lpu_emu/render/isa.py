@@ -62,6 +62,8 @@ class IsaOverview:
             yield Text("")
         yield Text(
             f"{len(self.isa.instructions)} instructions; lat/occ: latency and occupancy in cycles; "
+            f"dtypes \"all\": every dtype ({' '.join(self.isa.dtypes)}), \"-\": untyped; origin: "
+            "published (Groq's ISCA 2020 paper, Table I) or chosen (added by lpu-emu); "
             "`lpu isa MNEMONIC` shows one in full."
         )
 

@@ -10,7 +10,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from lpu_emu.core.result import RunResult, Stats
-from lpu_emu.render.fmt import si
+from lpu_emu.render.fmt import plural, si
 from lpu_emu.render.isa import row, table
 
 KINDS = ("MEM", "VXM", "MXM", "SXM", "C2C")
@@ -27,7 +27,7 @@ def duration(seconds: float) -> str:
 def headline(name: str, result: RunResult) -> str:
     """`NAME on CHIP: N cycles, T at CLOCK` (+ where a strict run stopped)."""
     chip = result.chip
-    text = (f"{name} on {chip.name}: {result.cycles} cycles, {duration(result.seconds)} "
+    text = (f"{name} on {chip.name}: {plural(result.cycles, 'cycle')}, {duration(result.seconds)} "
             f"at {si(chip.clock_hz, 'Hz')}")
     if result.stopped:
         text += " (stopped at the first violation)"
@@ -67,6 +67,8 @@ class Utilization:
                    f"({s.sram_fraction:.2%})")
         yield Text(f"MXM: {s.mxm_ops:,} ops, {si(s.mxm_ops_per_s, 'ops/s')} "
                    f"({s.mxm_fraction:.2%} of peak)")
+        if self.queues:
+            yield Text(f"engine: {self.result.engine}")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def result_dict(name: str, result: RunResult, outputs: dict[str, np.ndarray]) ->
         "clock_hz": result.chip.clock_hz,
         "cycles": result.cycles,
         "seconds": result.seconds,
+        "engine": result.engine,
         "stopped": result.stopped,
         "violations": [
             {"kind": v.kind, "cycle": v.cycle, "queue": v.queue, "source": v.source,

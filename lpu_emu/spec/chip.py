@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from lpu_emu.errors import SpecError, UsageError
-from lpu_emu.spec.isa import default_isa, isa_dir
+from lpu_emu.spec.isa import PAIRED_WIDTH, default_isa, isa_dir
 
 STATUSES = ("published", "inferred")
 REQUIRED_PARAMS = (
@@ -21,6 +21,7 @@ REQUIRED_PARAMS = (
     "mem_banks", "mem_addresses_per_bank", "mxm_planes_per_hemisphere", "mxm_rows", "mxm_cols",
     "mxm_accumulators", "vxm_alus", "vxm_large_alus", "sxm_units_per_hemisphere",
     "c2c_links_per_edge", "c2c_link_bytes_per_s", "c2c_link_latency", "mxm_fp16_fraction",
+    "mxm_load_streams", "mxm_fp16_planes",
 )
 # positive numbers; the others: integers
 REAL_PARAMS = ("clock_hz", "c2c_link_bytes_per_s", "mxm_fp16_fraction")
@@ -111,6 +112,18 @@ class Chip:
         return self.mxm_int8_ops_per_s * float(self.p("mxm_fp16_fraction"))
 
     @property
+    def mxm_load_streams(self) -> int:
+        """Streams one plane takes per cycle when loading weights (one LW's load group)."""
+        return int(self.p("mxm_load_streams"))
+
+    @property
+    def mxm_float_occupancy(self) -> int:
+        """Cycles an fp16/bf16 ACC keeps its plane pair busy: the pair of mxm_fp16_planes planes
+        delivers mxm_fp16_fraction of their int8 rate, so one product every
+        1 / (planes x fraction) cycles (GroqChip 1: 1 / (2 x 0.25) = 2)."""
+        return round(1 / (int(self.p("mxm_fp16_planes")) * float(self.p("mxm_fp16_fraction"))))
+
+    @property
     def c2c_links(self) -> int:
         return 2 * int(self.p("c2c_links_per_edge"))
 
@@ -159,7 +172,25 @@ def _load_params(path: Path, raw: dict) -> dict[str, Param]:
     if len(set(large)) != len(large) or any(a >= alus for a in large):  # type: ignore[arg-type, operator]
         message = f"must be distinct ALU numbers below vxm_alus ({alus})"
         raise _fail(path, "param vxm_large_alus", message)
+    _check_mxm_params(path, params)
     return params
+
+
+def _check_mxm_params(path: Path, params: dict[str, Param]) -> None:
+    """A load group must tile the streams and hold whole rows of every MXM dtype; a float
+    product takes one plane or a pair, at a whole number of cycles per product."""
+    load, streams = params["mxm_load_streams"].value, params["streams_per_direction"].value
+    if streams % load or load % PAIRED_WIDTH:  # type: ignore[operator]
+        raise _fail(path, "param mxm_load_streams", f"{load} must divide streams_per_direction "
+                    f"({streams}) and be a multiple of {PAIRED_WIDTH} (the widest MXM dtype)")
+    planes = params["mxm_fp16_planes"].value
+    if planes not in (1, PAIRED_WIDTH):
+        raise _fail(path, "param mxm_fp16_planes", f"{planes} is not 1 or {PAIRED_WIDTH}")
+    per_product = 1 / (planes * float(params["mxm_fp16_fraction"].value))  # type: ignore[operator]
+    if per_product < 1 or abs(per_product - round(per_product)) > 1e-9:
+        raise _fail(path, "param mxm_fp16_fraction",
+                    f"1 / (mxm_fp16_planes x mxm_fp16_fraction) = {per_product:g} is not a whole "
+                    "number of cycles per fp16 product")
 
 
 def _is_int(value) -> bool:

@@ -64,7 +64,11 @@ STREAM_WIDTHS = {  # an operand's `width` -> how many streams its group spans
     "one": "1 stream (one byte plane)",
     "acc": "width(accumulator) streams: int32 for int8, fp32 for floats",
     "sg16": "16 streams",
+    "load": "a load group of the preset's mxm_load_streams streams (16 on both presets), aligned "
+            "to it; row r is the width(dtype) streams from src + r x width(dtype), and only the "
+            "rows' streams are read",
 }
+DEFAULT_TEXT = {"group": "the whole load group (mxm_load_streams / width(dtype) rows)"}
 ORIGINS = {
     "published": "published: named in ISCA 2020 'Think Fast', Table I",
     "chosen": "chosen: added by lpu-emu (docs/design.md)",
@@ -106,6 +110,10 @@ def occupancy_text(ins: Instruction) -> str:
         return "n cycles (its operand n)"
     if ins.occupancy == "repeat":
         return "while its repetitions issue (n of them, d cycles apart)"
+    if ins.occupancy == "mxm":
+        return ("1 cycle (int8, fp8e4m3); fp16/bf16: the preset's float occupancy, "
+                "1 / (mxm_fp16_planes x mxm_fp16_fraction) = 2 cycles on both presets, on both "
+                "queues of the plane pair (issued on the even plane)")
     return cycles(int(ins.occupancy))
 
 
@@ -142,6 +150,9 @@ def operand_notes(isa: Isa, op: Operand) -> str:
         else:
             lo, hi = op.min, (1 << width) - 1
         notes = f"{'signed' if op.kind == 'simm' else 'unsigned'} {lo}..{hi}"
+        if op.default == "group":  # bounded by the load group, not the field
+            notes = (f"unsigned {lo}..mxm_load_streams / width(dtype) (16 int8/fp8e4m3 rows, "
+                     "8 fp16/bf16 rows on both presets)")
     elif op.kind == "mem":
         bank, addr = (isa.fields[f] for f in op.fields)
         notes = f"bank 0..{bank.mask}, address 0..{addr.mask} (the preset bounds both)"
@@ -149,7 +160,7 @@ def operand_notes(isa: Isa, op: Operand) -> str:
         notes = OPERAND_FORMS[op.kind][1]
         notes = notes[0].lower() + notes[1:]
     if op.default is not None:
-        notes += f"; optional, default {op.default}"
+        notes += f"; optional, default {DEFAULT_TEXT.get(str(op.default), op.default)}"
     return notes
 
 

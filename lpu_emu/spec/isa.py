@@ -16,12 +16,12 @@ from lpu_emu.errors import SpecError
 SLICE_KINDS = ("ICU", "MEM", "VXM", "MXM", "SXM", "C2C")
 OPERAND_KINDS = ("stream", "mem", "uimm", "simm", "imm32", "lanemap", "link", "dtype2")
 STREAM_ROLES = ("in", "out")
-STREAM_WIDTHS = ("dtype", "dtype2", "one", "acc", "sg16")
+STREAM_WIDTHS = ("dtype", "dtype2", "one", "acc", "sg16", "load")  # load: mxm_load_streams
 ORIGINS = ("published", "chosen")
 DTYPE_KINDS = ("int", "float")
 ALUS = ("large",)
 LATENCY_NAMES = ("link",)  # a latency that is a preset parameter, not a number
-OCCUPANCY_NAMES = ("n", "repeat")  # NOP's operand n; Repeat's repetitions
+OCCUPANCY_NAMES = ("n", "repeat", "mxm")  # NOP's n; Repeat's repetitions; MXM by dtype
 TABLES = ("format", "fields", "dtypes", "dtype_sets", "instruction")
 INSTRUCTION_KEYS = (
     "mnemonic", "slice", "opcode", "origin", "dtypes", "operands", "latency", "occupancy", "alu",
@@ -33,6 +33,8 @@ REQUIRED_INSTRUCTION_KEYS = (
 OPERAND_KEYS = ("name", "kind", "field", "fields", "role", "width", "default", "min")
 SG16 = 16  # a Transpose stream group: 16 streams (published: "Transpose sg16")
 ACC_DTYPE = {"int8": "int32"}  # MXM accumulator dtype by input dtype; every float -> fp32
+DEFAULT_NAMES = ("group",)  # a default that depends on the chip and dtype: the load group's rows
+PAIRED_WIDTH = 2  # MXM input dtypes this wide (fp16, bf16) take a plane pair (ISCA 2020)
 
 
 def isa_dir() -> Path:
@@ -68,7 +70,7 @@ class Operand:
     fields: tuple[str, ...]
     role: str | None = None  # streams: "in" | "out"
     width: str = "dtype"  # streams: how many streams the group spans
-    default: int | None = None
+    default: int | str | None = None  # a number, or a DEFAULT_NAMES entry
     min: int = 0
 
 
@@ -212,7 +214,7 @@ def _load_operand(path: Path, where: str, raw: dict, fields: dict[str, Field]) -
     limit = fields[names[0]].mask
     for key in ("default", "min"):
         value = getattr(op, key)
-        if value is None:
+        if value is None or (key == "default" and value in DEFAULT_NAMES and kind == "uimm"):
             continue
         low = -(limit // 2 + 1) if kind == "simm" else 0
         high = limit // 2 if kind == "simm" else limit
@@ -311,8 +313,23 @@ def _load_instruction(path: Path, raw: dict, fields, dtype_sets, word_bits) -> I
         raise _fail(path, where, "a dtype2 operand needs a typed instruction (dtypes = ...)")
     if any(op.width == "dtype2" for op in operands if op.kind == "stream") and not ins.has_dtype2:
         raise _fail(path, where, "a stream of width dtype2 needs a dtype2 operand")
+    _check_mxm_forms(path, where, ins)
     _check_layout(path, ins, fields, word_bits)
     return ins
+
+
+def _check_mxm_forms(path: Path, where: str, ins: Instruction) -> None:
+    """A load-group stream needs its `rows` operand (the group width read is rows x width);
+    occupancy "mxm" and a "group" default only make sense on typed MXM instructions."""
+    loads = [op for op in ins.operands if op.kind == "stream" and op.width == "load"]
+    rows = [op for op in ins.operands if op.name == "rows" and op.kind == "uimm"]
+    if loads and (not rows or not ins.typed or len(loads) > 1):
+        raise _fail(path, where, "a stream of width load needs a typed instruction with one "
+                    "such stream and a uimm operand named rows")
+    if any(isinstance(op.default, str) for op in ins.operands) and not loads:
+        raise _fail(path, where, "a default of \"group\" needs a stream of width load")
+    if ins.occupancy == "mxm" and not (ins.slice == "MXM" and ins.typed):
+        raise _fail(path, where, "occupancy \"mxm\" is for typed MXM instructions")
 
 
 def load_isa(path: Path | None = None) -> Isa:

@@ -152,7 +152,8 @@ def programs(draw, chip_name: str = "lp30", max_instructions: int = 25) -> str:
             if op.kind == "stream":
                 acc = isa.dtypes[ACC_DTYPE.get(dtype.name if dtype else "", "fp32")]
                 width = {"dtype": dtype.width if dtype else 1, "one": 1, "sg16": SG16,
-                         "dtype2": dtype2.width if dtype2 else 1, "acc": acc.width}[op.width]
+                         "dtype2": dtype2.width if dtype2 else 1, "acc": acc.width,
+                         "load": chip.mxm_load_streams}[op.width]
                 ops.append(_stream(draw, width, streams))
             elif op.kind == "mem":
                 here = [t for t in tensors if q.name in t[2]]
@@ -182,7 +183,9 @@ def programs(draw, chip_name: str = "lp30", max_instructions: int = 25) -> str:
                 if op.default is not None and draw(st.booleans()):
                     continue
                 hi = {"acc": int(chip.p("mxm_accumulators")) - 1, "shift": lanes - 1,
-                      "count": 1000, "rep_n": 8, "rep_d": 4}.get(op.fields[0], 0xFFFFFFFF)
+                      "count": 1000, "rep_n": 8, "rep_d": 4,
+                      "rows": chip.mxm_load_streams // (dtype.width if dtype else 1),
+                      }.get(op.fields[0], 0xFFFFFFFF)
                 v = draw(st.integers(max(op.min, 0), hi))
                 if op.fields[0] == "rep_n":
                     repeat_nd = (v, repeat_nd[1])

@@ -58,7 +58,8 @@ def test_example_round_trips(ins):
 
 # Words written out from isa/lpu.toml's [fields] table by hand:
 # opcode [0,8] dtype [8,4] dtype2 [12,4] sa [16,7] sc [23,7] sb [30,7] bank [37,2] addr [39,20]
-# map [37,8] link [37,7] acc [37,8] imm32 [32,32] rep_n [16,16] rep_d [32,16] rep_step [48,16];
+# map [37,8] link [37,7] acc [37,8] rows [37,8] imm32 [32,32] rep_n [16,16] rep_d [32,16]
+# rep_step [48,16];
 # stream code = index | 0x40 for west; dtype codes int8 1, int32 2, fp16 3, fp32 6.
 WORDS = [
     # Read 0x10, fp32, sc = S5W = 0x45, bank 1, addr 4656 + 4 = 0x1234
@@ -72,6 +73,10 @@ WORDS = [
     # Repeat 0x02, n 7, d 1, step -1 as 16-bit two's complement
     ("MEM_W3 @7 Read.int8 w, S0E\nMEM_W3 @8 Repeat 7, 1, -1",
      0x02 | 7 << 16 | 1 << 32 | 0xFFFF << 48, 0xFFFF000100070002),
+    # LW 0x40, bf16, sa S16W = 0x50, rows [37, 8] defaulted: 16 streams / 2 bytes = 8
+    ("MXM_W0 @5 LW.bf16 S16W", 0x40 | 4 << 8 | 0x50 << 16 | 8 << 37, 0x10000500440),
+    # LW 0x40, int8, sa S0E, rows 3 (a partial group)
+    ("MXM_W1 @5 LW.int8 S0E, 3", 0x40 | 1 << 8 | 3 << 37, 0x6000000140),
     # ACC 0x43, fp16, sa S2W = 0x42, sc S4E (fp32 accumulator group), acc 63
     ("MXM_E1 @0 ACC.fp16 S2W, S4E, 63", 0x43 | 3 << 8 | 0x42 << 16 | 4 << 23 | 63 << 37,
      0x7E002420343),

@@ -79,11 +79,12 @@ def test_chip_every_param_listed_with_status(lpu) -> None:
     published = {"lanes", "c2c_links_per_edge", "c2c_link_bytes_per_s"}
     for r in rows:
         assert ("published" if r[0] in published else "inferred") in r
-    # the 18 params of lp30.toml, in file order
+    # the 20 params of lp30.toml, in file order
     assert names == [
         "clock_hz", "lanes", "superlane_lanes", "streams_per_direction",
         "mem_slices_per_hemisphere", "mem_banks", "mem_addresses_per_bank",
         "mxm_planes_per_hemisphere", "mxm_rows", "mxm_cols", "mxm_fp16_fraction",
+        "mxm_load_streams", "mxm_fp16_planes",
         "mxm_accumulators", "vxm_alus", "vxm_large_alus", "sxm_units_per_hemisphere",
         "c2c_links_per_edge", "c2c_link_bytes_per_s", "c2c_link_latency",
     ]

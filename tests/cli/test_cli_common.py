@@ -94,10 +94,10 @@ def test_console_keeps_brackets_literal(monkeypatch) -> None:
     assert stream.getvalue() == "Repeat n, d, [step] [bold]x[/bold]\n"
 
 
-def _boundary(exc: BaseException) -> click.Command:
+def _boundary(exc: BaseException, debug: bool = False) -> click.Command:
     @click.command()
     def boom() -> None:
-        with reporting_errors():
+        with reporting_errors(debug):
             raise exc
 
     return boom
@@ -122,9 +122,45 @@ def test_boundary_reports_os_errors_without_traceback() -> None:
     assert r.stderr == "error: in.npy: No such file or directory\n"
 
 
-def test_boundary_lets_bugs_through() -> None:
+def test_boundary_reports_a_bug_in_one_line(monkeypatch) -> None:
+    monkeypatch.delenv("LPU_DEBUG", raising=False)
     r = CliRunner().invoke(_boundary(ZeroDivisionError("bug")))
-    assert isinstance(r.exception, ZeroDivisionError)  # a bug stays a traceback, loudly
+    assert r.exit_code == 70
+    assert r.stderr == ("internal error: ZeroDivisionError: bug -- this is a bug in lpu-emu; "
+                        "please report it with the command that caused it (`lpu --debug ...` "
+                        "prints the traceback)\n")
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_boundary_prints_the_traceback_of_a_bug_with_debug(how, monkeypatch) -> None:
+    monkeypatch.setenv("LPU_DEBUG", "1" if how == "env" else "0")
+    r = CliRunner().invoke(_boundary(ZeroDivisionError("bug"), debug=how == "option"))
+    assert r.exit_code == 70
+    lines = r.stderr.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-2] == "ZeroDivisionError: bug"
+    assert lines[-1].startswith("internal error: ZeroDivisionError: bug -- ")
+
+
+def test_lpu_debug_option_reaches_the_boundary(monkeypatch) -> None:
+    import lpu_emu.cli.chips
+    from lpu_emu.cli import main
+
+    monkeypatch.delenv("LPU_DEBUG", raising=False)
+    monkeypatch.setattr(lpu_emu.cli.chips, "chip_names", lambda: 1 / 0)  # a bug in `lpu chips`
+    quiet = CliRunner().invoke(main, ["chips"])
+    loud = CliRunner().invoke(main, ["--debug", "chips"])
+    assert quiet.exit_code == loud.exit_code == 70
+    assert "Traceback" not in quiet.stderr and "Traceback" in loud.stderr
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "lpu_emu", "--version"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "lpu, version 0.1.0\n"
 
 
 def test_did_you_mean() -> None:

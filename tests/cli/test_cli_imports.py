@@ -1,4 +1,5 @@
-"""`lpu asm`, `disasm`, `isa` and `chips` never import numba (the core's cost), directly or not.
+"""`lpu asm`, `disasm`, `isa`, `chips` and `trace --help` never import numba (the core's
+cost), directly or not.
 
 Each check runs in a fresh interpreter, where sys.modules shows everything the commands pulled in.
 """
@@ -35,7 +36,7 @@ def run_commands(args: list[list[str]], cwd: Path | None = None, extra: str = ""
 
 def test_isa_and_chips_do_not_import_numba() -> None:
     args = [["--help"], ["isa"], ["isa", "Add"], ["chips"], ["chips", "lp30"],
-            ["asm", "--help"], ["disasm", "--help"]]
+            ["asm", "--help"], ["disasm", "--help"], ["trace", "--help"]]
     r = run_commands(args)
     assert r.returncode == 0, r.stderr
     assert "numba modules: 0" in r.stdout

@@ -65,7 +65,10 @@ def test_run_violation_exit_1_with_location(lpu, prog):
     r = lpu("run", "late.lpu", "--output", "z=z.npy")
     assert r.exit_code == 1
     assert r.stderr == ("error: cycle 4: VXM0: no-value: nothing passes on stream S0E at "
-                        "position 81 (late.lpu:9)\n")
+                        "position 81; S0E from MEM_W1 (late.lpu:7) passes it at cycle 3: 1 cycle "
+                        "earlier (late.lpu:9)\n"
+                        "note: no tensor printed and no file written: the run stopped at its "
+                        "first violation (--lenient runs to the end)\n")
     assert r.stdout.splitlines()[0] == ("late.lpu on lp30: 4 cycles, 2.667 ns at 1.5 GHz "
                                         "(stopped at the first violation)")
     assert not (prog / "z.npy").exists()  # no output from a failed run
@@ -136,7 +139,7 @@ def test_run_lpx_for_another_chip(lpu, prog):
 def test_run_outputs_all_or_none(lpu, prog):
     r = lpu("run", "cli.lpu", "--output", "x=x.npy", "--output", "z=nodir/z.npy")
     assert r.exit_code == 2
-    assert r.stderr == "error: cannot write nodir/z.npy: No such file or directory\n"
+    assert r.stderr == "error: --output z=nodir/z.npy: the directory nodir does not exist\n"
     assert not (prog / "x.npy").exists()
     assert [p.name for p in prog.iterdir() if p.name.endswith(".tmp")] == []
 
@@ -145,9 +148,10 @@ def test_demo_checks_every_example(lpu, warm_core):
     r = lpu("demo")
     assert r.exit_code == 0
     lines = r.stdout.splitlines()
-    assert lines[0] == "lpu demo: 6 example programs from programs/ on lp30"
-    table = {ln.split()[0]: ln.split() for ln in lines[3:9]}
-    assert sorted(table) == ["gelu", "matvec", "repeat", "sync", "transpose", "vecadd"]
+    assert lines[0] == "lpu demo: 7 example programs from programs/ on lp30"
+    table = {ln.split()[0]: ln.split() for ln in lines[3:10]}
+    assert sorted(table) == ["gelu", "matvec", "mxm4", "repeat", "sync", "transpose", "vecadd"]
     assert all(row[1] == "ok" for row in table.values())
     assert table["matvec"][3] == "456"  # cycles, worked out in programs/matvec.lpu
+    assert table["mxm4"][3] == "190"  # the budget in programs/mxm4.lpu's header
     assert lines[-1] == "every result matches numpy, bit for bit"

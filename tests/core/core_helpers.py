@@ -40,13 +40,15 @@ def stream(text: str) -> int:
     return stream_code(int(text[1:-1]), text[-1].upper() == "W")
 
 
-def word(i: I) -> int:
+def word(i: I, chip: str = "tsp-v1") -> int:
     isa = default_isa()
     ins = isa.lookup(i.mnemonic)
     dt = isa.dtypes[i.dtype] if i.dtype else None
     values = {}
     for op in ins.operands:
         v = i.values.get(op.name, op.default)
+        if v == "group":  # LW's default: a whole load group (docs/isa.md)
+            v = get_chip(chip).mxm_load_streams // dt.width
         if op.kind == "stream":
             v = stream(v)
         elif op.kind == "imm32":
@@ -81,7 +83,7 @@ def make_program(instrs: list[I], chip: str = "tsp-v1", tensors=(), data=None,
         chip=c.name,
         cycle=np.array([i.cycle for i in instrs], np.int64),
         queue=np.array([index[i.queue] for i in instrs], np.int16),
-        word=np.array([word(i) for i in instrs], np.uint64),
+        word=np.array([word(i, chip) for i in instrs], np.uint64),
         src_file=np.zeros(n, np.int16),
         src_line=np.array([i.line or k + 1 for k, i in enumerate(instrs)], np.int32),
         src_col=np.ones(n, np.int16),

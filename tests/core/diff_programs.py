@@ -67,6 +67,9 @@ class Gen:
         self.nmaps = 2
         self.links = int(self.chip.p("c2c_links_per_edge"))
         self.large = set(self.chip.p("vxm_large_alus"))
+        planes = {(p.hemisphere, p.unit): p.index for p in self.by_kind.get("MXM", ())}
+        self.partners = {q: planes[(h, u + 1)] for (h, u), q in planes.items()
+                         if u % 2 == 0 and (h, u + 1) in planes}  # even plane -> odd plane
 
     # ---- bookkeeping ----
     def lat(self, mnemonic: str) -> int:
@@ -117,22 +120,24 @@ class Gen:
         return best
 
     # ---- feeding inputs ----
-    def source(self, q: int, u: int, dtype: str, w: int) -> int:
+    def source(self, q: int, u: int, dtype: str, w: int, align: int = 0) -> int:
         """A stream group code whose w streams pass (q, u) carrying dtype: found, or made by
-        MEM Reads, or (rarely) a group with nothing or another dtype on it."""
+        MEM Reads, or (rarely) a group with nothing or another dtype on it. The group starts at
+        a multiple of `align` (default w)."""
         r = self.rnd
+        align = align or w
         if r.random() < self.violate:  # a random group: most likely no value there
-            return stream_code(r.randrange(0, 32 // w) * w, r.random() < 0.5)
-        found = [code for code in self._aligned(w) if all(
+            return stream_code(r.randrange(0, 32 // align) * align, r.random() < 0.5)
+        found = [code for code in self._aligned(align) if all(
             (p := self.passing(code + i, q, u)) is not None and p.tag == dtype for i in range(w))]
         if found and r.random() < 0.7:
             return r.choice(found)
-        return self.read_group(q, u, dtype, w)
+        return self.read_group(q, u, dtype, w, align)
 
     def _aligned(self, w: int) -> list[int]:
         return [stream_code(i, west) for west in (False, True) for i in range(0, 32, w)]
 
-    def read_group(self, q: int, u: int, dtype: str, w: int) -> int:
+    def read_group(self, q: int, u: int, dtype: str, w: int, align: int = 0) -> int:
         """Reads from w MEM slices upstream of q, timed so the planes meet at (q, u)."""
         r = self.rnd
         lat = self.lat("Read")
@@ -142,7 +147,8 @@ class Gen:
         if not ups:
             west = not west
             ups = [s for s in mems if (s.position >= q if west else s.position <= q)]
-        code0 = stream_code(r.randrange(0, 32 // w) * w, west)
+        align = align or w
+        code0 = stream_code(r.randrange(0, 32 // align) * align, west)
         r.shuffle(ups)
         for i in range(w):
             for s in ups:
@@ -264,32 +270,52 @@ class Gen:
             self.emit(s.index, c, "Scatter", dtype, index=idx, src=src, base=(bank, self._addr()))
 
     def mxm(self, t0: int) -> None:
+        """Load groups of rows (LW's rows operand at random), install (IW or IWT), then ACCs.
+        fp16/bf16 ACCs
+        go to the even plane of a pair and keep both queues busy for the float occupancy (an odd
+        plane or a busy partner, rarely, on purpose: mxm-pair)."""
         r = self.rnd
-        s = r.choice(self.by_kind["MXM"])
         dtype = r.choice(MXM_DTYPES)
         w = self.isa.dtypes[dtype].width
+        paired = w == 2 and int(self.chip.p("mxm_fp16_planes")) == 2
+        evens = [p for p in self.by_kind["MXM"] if p.index in self.partners]
+        if paired and evens and r.random() > self.violate:
+            s = r.choice(evens)
+        else:
+            s = r.choice(self.by_kind["MXM"])
+        partner = self.partners.get(s.index) if paired else None
+        load = self.chip.mxm_load_streams
         c = t0
         if r.random() > self.violate:  # load some rows and install them
-            for _ in range(r.randint(1, min(12, int(self.chip.p("mxm_rows")) + 1))):
+            for _ in range(r.randint(1, 4)):
                 c = self.slot(s.index, c)
-                self.emit(s.index, c, "LW", dtype, src=self.source(s.position, c, dtype, w))
+                rows = r.randint(1, load // w)
+                src = self.source(s.position, c, dtype, rows * w, load)
+                self.emit(s.index, c, "LW", dtype, src=src, rows=rows)
                 c += 1
             c = self.slot(s.index, c, 20)
-            self.emit(s.index, c, "IW", occ=self.occ("IW"))
-            c += r.choice((self.lat("IW"), 20, 2))  # 2: the ACC may come before the weights land
+            install = r.choice(("IW", "IWT"))  # IWT: the rows installed as columns
+            self.emit(s.index, c, install, occ=self.occ(install))
+            c += r.choice((self.lat(install), 20, 2))  # 2: the ACC may come before they land
         nacc = int(self.chip.p("mxm_accumulators"))
+        occ = self.chip.mxm_float_occupancy if paired else 1
         for _ in range(r.randint(1, 3)):
-            acc = r.randrange(nacc + 1)
+            acc = r.randrange(nacc)
             if r.random() < 0.3:
                 c = self.slot(s.index, c)
                 self.emit(s.index, c, "ABC", acc=acc)
                 c += 1
-            c = self.slot(s.index, c)
+            c = self.slot(s.index, c, occ)
+            while partner is not None and not self.free(partner, c, occ) and (
+                    r.random() > self.violate):
+                c = self.slot(s.index, c + 1, occ)
             z = self.out_code(4)
             x = self.source(s.position, c, dtype, w)
-            self.emit(s.index, c, "ACC", dtype, x=x, z=z, acc=acc)
+            self.emit(s.index, c, "ACC", dtype, occ=occ, x=x, z=z, acc=acc)
+            if partner is not None:
+                self.take(partner, c, occ)
             self.output(s.index, c, self.lat("ACC"), z, 4, "int32" if dtype == "int8" else "fp32")
-            c += 1
+            c += occ
 
     def sxm(self, t0: int) -> None:
         r = self.rnd

@@ -42,7 +42,8 @@ CASES = {
     "no-value": ("""\
         MEM_W1  @0      Read.int8   x, S0E
         VXM0    @3      Add.int8    S0E, S1E, S2E
-""", "cycle 3: VXM0: no-value: nothing passes on stream S1E at position 47 (prog.lpu:8)"),
+""", "cycle 3: VXM0: no-value: nothing passes on stream S1E at position 47; nothing is ever "
+       "placed on S1E upstream of position 47 (prog.lpu:8)"),
     "two-producers": ("""\
         MEM_W1  @0      Read.int8   x, S0E
         VXM0    @3      Mov.int8    S0E, S2E

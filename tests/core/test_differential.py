@@ -101,7 +101,7 @@ def test_random_programs_cover_every_violation_kind_and_slice():
         raw, _ = assert_cores_agree(program, lenient=True)
         kinds |= {v[0] for v in raw}
         ops |= {default_isa().by_opcode()[int(w) & 0xFF].slice for w in program.word}
-    assert kinds == set(range(1, 9))
+    assert kinds == set(range(1, 10))
     assert ops == {"ICU", "MEM", "VXM", "MXM", "SXM", "C2C"}
 
 

@@ -39,7 +39,7 @@ def batch_program(xs: np.ndarray, w: np.ndarray):
     zt = Tensor("z", "int32", (2, 320), tuple(f"MEM_W{39 - q}" for q in range(4)), 0, 0)
     prog = [I("MEM_W43", 10 - 3, "Read", "int8", src=(0, 0), dst="S0W"),
             I("MEM_W43", 11 - 3, "Repeat", n=319, d=1, step=1),
-            I("MXM_W0", 10, "LW", "int8", src="S0W"),
+            I("MXM_W0", 10, "LW", "int8", src="S0W", rows=1),
             I("MXM_W0", 11, "Repeat", n=319, d=1, step=0),
             I("MXM_W0", 330, "IW")]
     issue, cycles = 350, []
@@ -165,3 +165,111 @@ def test_random_programs_agree_with_every_flush_through_blas(monkeypatch, batch,
             assert_cores_agree(program, lenient)
             blas_flushes += fast.batch_stats["blas_flushes"]
     assert blas_flushes > 20
+
+
+# ---- float ACCs (fp16, bf16, fp8e4m3): batched too, computed by fast_loop.batch_compute_float
+# (k ascending, fp32, one rounding per step); the reference interpreter computes them one at a
+# time, so equal SRAM bits mean the batch kept the definition (NaN payloads included) ----
+FLOAT_BITS = {"fp16": 16, "bf16": 16, "fp8e4m3": 8}
+
+
+def float_values(dtype: str, bits: np.ndarray) -> np.ndarray:
+    """Values whose tensor encoding is exactly `bits` (NaNs with payloads, infinities,
+    subnormals), as the tensor layout takes them."""
+    from lpu_emu import numerics as N
+
+    if dtype == "fp16":
+        return bits.astype("<u2").view(np.float16)
+    if dtype == "bf16":
+        return N.bf16_bits_to_f32(bits.astype("<u2"))
+    return N.fp8_bits_to_f32(bits.astype(np.uint8))
+
+
+def float_batch_program(dtype: str, xs: np.ndarray, w: np.ndarray, accs: list[int]):
+    """As batch_program, in a float dtype: planes p of W from MEM_W(43-p) on S(p)W, one row a
+    cycle; x_j's planes from MEM_W(41-p) on S(2+p)W; fp16/bf16 ACCs 2 cycles apart (the plane
+    pair's occupancy). The fp32 accumulator after ACCs EARLY and N-1 is written."""
+    lat, width = latency("ACC"), (2 if dtype in ("fp16", "bf16") else 1)
+    step = get_chip("tsp-v1").mxm_float_occupancy if width == 2 else 1
+    wt = Tensor("w", dtype, (320, 320), tuple(f"MEM_W{43 - p}" for p in range(width)), 0, 0)
+    xt = Tensor("x", dtype, (N, 320), tuple(f"MEM_W{41 - p}" for p in range(width)), 0, 0)
+    zt = Tensor("z", "fp32", (2, 320), tuple(f"MEM_W{39 - q}" for q in range(4)), 0, 0)
+    prog = []
+    for p in range(width):
+        prog += [I(f"MEM_W{43 - p}", 10 - 3 - p, "Read", dtype, src=(0, 0), dst=f"S{p}W"),
+                 I(f"MEM_W{43 - p}", 11 - 3 - p, "Repeat", n=319, d=1, step=1)]
+    prog += [I("MXM_W0", 10, "LW", dtype, src="S0W", rows=1),
+             I("MXM_W0", 11, "Repeat", n=319, d=1, step=0),
+             I("MXM_W0", 330, "IW")]
+    issue, cycles = 350, []
+    for j in range(N):
+        if j == MID:
+            prog.append(I("MXM_W0", issue, "ABC", acc=1))
+            issue += step
+        for p in range(width):
+            prog.append(I(f"MEM_W{41 - p}", issue - 5 - p, "Read", dtype, src=(0, j),
+                          dst=f"S{2 + p}W"))
+        prog.append(I("MXM_W0", issue, "ACC", dtype, x="S2W", z="S4E", acc=accs[j]))
+        cycles.append(issue)
+        issue += step
+    for row, j in ((0, EARLY), (1, N - 1)):
+        for q in range(4):
+            prog.append(I(f"MEM_W{39 - q}", cycles[j] + lat + 6 + q, "Write", "fp32",
+                          src=f"S{4 + q}E", dst=(0, row)))
+    prog.sort(key=lambda i: i.cycle)
+    return make_program(prog, tensors=[wt, xt, zt], data={"w": w, "x": xs})
+
+
+@pytest.fixture(scope="module", params=sorted(FLOAT_BITS))
+def float_case(request):
+    """Random bits (every NaN payload, infinities, subnormals) in a few lanes, small exact
+    values elsewhere; accumulators j % 5 (groups of 4 distinct ones: the 4-wide kernel) and
+    runs of one accumulator (the 1-wide kernel, each ACC starting from the last one's result)."""
+    dtype = request.param
+    rng = np.random.default_rng(11)
+    w = rng.integers(-8, 8, size=(320, 320)).astype(np.float32) / 4
+    xs = rng.integers(-8, 8, size=(N, 320)).astype(np.float32) / 8
+    wild_w = float_values(dtype, rng.integers(0, 1 << FLOAT_BITS[dtype], (320, 16)))
+    wild_x = float_values(dtype, rng.integers(0, 1 << FLOAT_BITS[dtype], (N, 4)))
+    w = w.astype(wild_w.dtype)
+    xs = xs.astype(wild_x.dtype)
+    w[:, 300:316], xs[:, 0:4] = wild_w, wild_x  # NaN lanes: the replay with numpy's rule
+    accs = [j % 5 if j < 40 else 2 for j in range(N)]
+    program = float_batch_program(dtype, xs, w, accs)
+    return dtype, program, run_ref(program)
+
+
+@pytest.mark.parametrize("batch", [64, 5, 0])
+def test_batched_float_accs_equal_reference_bit_for_bit(float_case, monkeypatch, batch):
+    dtype, program, ref = float_case
+    monkeypatch.setattr(fast, "BATCH", batch)
+    r = run(program, engine="fast")
+    st = dict(fast.batch_stats)
+    assert ref.violations == [] and r.violations == []
+    z, zr = r.tensor("z"), ref.tensor("z")
+    assert z.view(np.uint32).tolist() == zr.view(np.uint32).tolist()
+    assert (r.sram == ref.sram).all()
+    assert np.isnan(z).any() and (~np.isnan(z)).any()  # NaN lanes (replayed) and others
+    assert st["batched_accs"] == (0 if batch == 0 else N)
+    assert st["blas_flushes"] == 0  # float batches never go to BLAS
+    if batch:  # the early Write, the ABC, the end, and every full batch flush
+        assert st["flushes"] >= max(3, N // batch)
+
+
+def test_batched_float_acc_values_are_k_ascending_fp32():
+    """Independently of both cores: the last ACC's accumulator (a run of ACCs on accumulator 2
+    from ACC 40 on, after ABC-free accumulation) recomputed step by step in numpy float32."""
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((320, 320)) * 3).astype(np.float16)
+    xs = (rng.standard_normal((N, 320)) * 3).astype(np.float16)
+    accs = [j % 5 if j < 40 else 2 for j in range(N)]
+    r = run(float_batch_program("fp16", xs, w, accs), engine="fast")
+    assert r.violations == [] and fast.batch_stats["batched_accs"] == N
+    acc = np.zeros(320, np.float32)
+    wf = w.astype(np.float32)
+    for j in range(N):
+        if accs[j] != 2:
+            continue
+        for k in range(320):
+            acc = (acc + np.float32(xs[j, k]) * wf[k]).astype(np.float32)
+    assert r.tensor("z")[1].view(np.uint32).tolist() == acc.view(np.uint32).tolist()

@@ -167,10 +167,10 @@ def test_acc_on_random_bits_matches_the_reference(dtype):
             ps = pos[wslices[p]]
             prog.append(I(wslices[p], t0 + k - 1 - (ps - pm), "Read", dtype, src=(0, k),
                           dst=f"S{p}W"))
-        prog.append(I("MXM_W0", t0 + k, "LW", dtype, src="S0W"))
+        prog.append(I("MXM_W0", t0 + k, "LW", dtype, src="S0W", rows=1))
     prog.append(I("MXM_W0", t0 + 8, "IW"))
     for j in range(3):
-        tj = t0 + 8 + 20 + 1 + j
+        tj = t0 + 8 + 20 + 1 + j * w  # fp16/bf16 ACCs keep the plane pair busy for 2 cycles
         for p in range(w):
             ps = pos[xslices[p]]
             prog.append(I(xslices[p], tj - 1 - (ps - pm), "Read", dtype, src=(0, j),

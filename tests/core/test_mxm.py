@@ -33,11 +33,12 @@ def matmul_program(dtype: str, xs: np.ndarray, w: np.ndarray, abc_before_last: b
         pos = 3 + p
         prog += [I(f"MEM_W{43 - p}", 10 - pos, "Read", dtype, src=(0, 0), dst=f"S{p}W"),
                  I(f"MEM_W{43 - p}", 11 - pos, "Repeat", n=319, d=1, step=1)]
-    prog += [I("MXM_W0", 10, "LW", dtype, src="S0W"),
+    prog += [I("MXM_W0", 10, "LW", dtype, src="S0W", rows=1),
              I("MXM_W0", 11, "Repeat", n=319, d=1, step=0),
              I("MXM_W0", 330, "IW")]
+    occ = 2 if width == 2 else 1  # fp16/bf16 ACCs keep the plane pair busy for 2 cycles
     for j in range(n):
-        issue = 350 + j
+        issue = 350 + j * occ
         if abc_before_last and j == n - 1:  # ABC at 350 + j, the last ACC one cycle later
             prog.append(I("MXM_W0", issue, "ABC", acc=5))
             issue += 1
@@ -109,7 +110,7 @@ def test_missing_rows_are_zero_weights():
     zt = Tensor("z", "int32", (320,), tuple(f"MEM_W{39 - q}" for q in range(4)), 0, 0)
     prog = [I("MEM_W43", 7, "Read", "int8", src=(0, 0), dst="S0W"),
             I("MEM_W43", 8, "Repeat", n=2, d=1, step=1),
-            I("MXM_W0", 10, "LW", "int8", src="S0W"),
+            I("MXM_W0", 10, "LW", "int8", src="S0W", rows=1),
             I("MXM_W0", 11, "Repeat", n=2, d=1),
             I("MXM_W0", 13, "IW"),
             I("MEM_W41", 33 - 5, "Read", "int8", src=(0, 0), dst="S2W"),

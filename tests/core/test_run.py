@@ -107,7 +107,8 @@ def test_missing_fast_core_is_a_clear_error(monkeypatch):
 
 def test_a_missing_lane_map_is_a_load_error():
     prog = make_program([I("SXM_W0", 0, "Permute", "int8", x="S0W", map=2, z="S1E")])
-    with pytest.raises(LoadError, match="t.lpu:1: lane map 2 does not exist"):
+    with pytest.raises(LoadError, match=r"t.lpu:1: instruction 0: lane map 2 does not exist "
+                       r"\(the program has 0\)"):
         run_ref(prog)
 
 

@@ -68,9 +68,11 @@ def test_a_consumer_one_cycle_off_gets_no_value(offset, west):
     r = run_ref(watch_program([(q, c + offset)], west=west))
     s = "S3W" if west else "S3E"
     pos = 41 if west else 53
+    src = "MEM_E0" if west else "MEM_W0"
+    when = "1 cycle later" if offset < 0 else "1 cycle earlier"  # the value passes at c
     assert [v.message for v in r.violations] == [
-        f"cycle {c + offset}: {q}: no-value: nothing passes on stream {s} at position {pos}"
-        " (t.lpu:2)"]
+        f"cycle {c + offset}: {q}: no-value: nothing passes on stream {s} at position {pos}; "
+        f"{s} from {src} (t.lpu:1) passes it at cycle {c}: {when} (t.lpu:2)"]
 
 
 def test_the_producer_sees_its_own_placement_but_upstream_does_not():

@@ -34,7 +34,8 @@ def no_value_program():
 def test_no_value_message_and_strict_stop():
     r = run_ref(no_value_program())
     assert messages(r) == [
-        "cycle 2: VXM0: no-value: nothing passes on stream S4E at position 47 (t.lpu:2)"]
+        "cycle 2: VXM0: no-value: nothing passes on stream S4E at position 47; nothing is ever "
+        "placed on S4E upstream of position 47 (t.lpu:2)"]
     v = r.violations[0]
     assert (v.kind, v.cycle, v.queue, v.source, v.stream, v.position) == (
         "no-value", 2, "VXM0", "t.lpu:2", "S4E", 47)

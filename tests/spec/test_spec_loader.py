@@ -94,6 +94,20 @@ ISA_CASES = {
               'mnemonic = "Gather"\nslice = "MEM"\nalu = "large"\n'),
         ["instruction Gather", "alu"],
     ),
+    "load-width-without-rows": (
+        fault(ISA_TEXT, '  { name = "rows", kind = "uimm", field = "rows", min = 1, '
+              'default = "group" },\n', ""),
+        ["instruction LW", "width load", "rows"],
+    ),
+    "group-default-without-load-stream": (
+        fault(ISA_TEXT, '{ name = "acc", kind = "uimm", field = "acc", default = 0 }',
+              '{ name = "acc", kind = "uimm", field = "acc", default = "group" }'),
+        ["instruction ACC", "\"group\"", "width load"],
+    ),
+    "mxm-occupancy-off-the-mxm": (
+        fault(ISA_TEXT, 'occupancy = "n"', 'occupancy = "mxm"'),
+        ["instruction NOP", "occupancy \"mxm\""],
+    ),
     "missing-fields-table": (
         fault(ISA_TEXT, "[fields]\n", "[fieldz]\n"),
         ["top level", "fields"],
@@ -168,6 +182,23 @@ CHIP_CASES = {
         fault(CHIP_TEXT, 'kind = "VXM"\nunits = "vxm_alus"\n',
               'kind = "VXM"\nunits = "vxm_alus"\n[[layout]]\nkind = "VXM"\nunits = 1\n'),
         ["layout", "VXM0"],
+    ),
+    "load-group-not-dividing-the-streams": (
+        fault(CHIP_TEXT, "mxm_load_streams = { value = 16,", "mxm_load_streams = { value = 12,"),
+        ["param mxm_load_streams", "12 must divide streams_per_direction (32)"],
+    ),
+    "odd-load-group": (
+        fault(CHIP_TEXT, "mxm_load_streams = { value = 16,", "mxm_load_streams = { value = 1,"),
+        ["param mxm_load_streams", "a multiple of 2"],
+    ),
+    "three-planes-per-fp16-product": (
+        fault(CHIP_TEXT, "mxm_fp16_planes = { value = 2,", "mxm_fp16_planes = { value = 3,"),
+        ["param mxm_fp16_planes", "3 is not 1 or 2"],
+    ),
+    "fp16-rate-not-a-whole-number-of-cycles": (
+        fault(CHIP_TEXT, "mxm_fp16_fraction = { value = 0.25,",
+              "mxm_fp16_fraction = { value = 0.3,"),
+        ["param mxm_fp16_fraction", "1.66667 is not a whole number of cycles"],
     ),
     "latency-unknown-mnemonic": (
         CHIP_TEXT + "Frobnicate = 3\n",

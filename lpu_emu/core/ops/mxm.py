@@ -1,8 +1,8 @@
 """MXM semantics on one plane's state in the Machine (lpu_emu/core/state.py).
 
-Weights are stationary: LW appends rows to a buffer, IW installs the buffer (after its latency),
-ABC clears an accumulator, ACC multiplies a streaming vector by the installed weights and adds
-into an accumulator. Weights stay raw bytes; ACC decodes them as its own dtype.
+Weights are stationary: LW appends a load group's rows to a buffer, IW installs the buffer (after
+its latency), ABC clears an accumulator, ACC multiplies a streaming vector by the installed
+weights and adds into an accumulator. Weights stay raw bytes; ACC decodes them as its own dtype.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from lpu_emu.core.state import Machine
 from lpu_emu.numerics import from_planes, from_storage
 
 
-def lw(m: Machine, plane: int, row: np.ndarray) -> None:
-    """Append `row` ([w, lanes] bytes) to the plane's weight buffer (dropped once it is full)."""
-    r = int(m.wbuf_rows[plane])
-    if r < m.wbuf.shape[1]:
+def lw(m: Machine, plane: int, group: np.ndarray, width: int) -> None:
+    """Append the rows of a load group ([rows * width, lanes] bytes, row r in planes
+    r*width .. r*width + width - 1) to the plane's weight buffer; rows past mxm_rows are dropped."""
+    for first in range(0, group.shape[0], width):
+        r = int(m.wbuf_rows[plane])
+        if r >= m.wbuf.shape[1]:
+            return
         m.wbuf[plane, r] = 0
-        m.wbuf[plane, r, : row.shape[0]] = row
+        m.wbuf[plane, r, :width] = group[first:first + width]
         m.wbuf_rows[plane] = r + 1
 
 
@@ -32,14 +35,25 @@ def land(m: Machine, plane: int, cycle: int) -> None:
         m.pending_at[plane] = -1
 
 
-def iw(m: Machine, plane: int, cycle: int, lands_at: int) -> None:
-    """Take the buffered rows (missing rows zero) as the weights that land at `lands_at`;
-    the buffer empties now."""
+def iw(m: Machine, plane: int, cycle: int, lands_at: int, transposed: bool = False) -> None:
+    """Take the buffered rows (missing rows zero) as the weights that land at `lands_at`, or
+    (IWT) their transpose: W[k][j] = buffer row j, lane k; the buffer empties now."""
     land(m, plane, cycle)
-    m.pending[plane] = m.wbuf[plane]
+    buf = m.wbuf[plane]
+    if transposed:
+        out = np.zeros_like(buf)
+        n = min(buf.shape[0], buf.shape[2])
+        out[:n, :, :n] = buf[:n, :, :n].transpose(2, 1, 0)
+        buf = out
+    m.pending[plane] = buf
     m.pending_at[plane] = lands_at
     m.wbuf[plane] = 0
     m.wbuf_rows[plane] = 0
+
+
+def iwt(m: Machine, plane: int, cycle: int, lands_at: int) -> None:
+    """IW of the buffered rows transposed: row j becomes column j of the weights."""
+    iw(m, plane, cycle, lands_at, transposed=True)
 
 
 def abc(m: Machine, plane: int, acc: int) -> None:

@@ -1,0 +1,98 @@
+"""Benchmarks of the tracer on a 100,000-issue program (programs/trace/pipeline.lpu), each as a
+ratio to a baseline measured in the same run (see bench/README.md):
+
+- open: run + plan + index (`Traced.run`) against the traced run alone;
+- step: one `step` and the screen it shows (the step view and the chip strip, rendered to text)
+  at cycle ~20,000, against replaying the log to that cycle (`EventLog.sram_at` and `streams_at`,
+  what a tracer without the index would do per step);
+- perfetto: the Chrome JSON export against the traced run.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from workloads import best
+
+from lpu_emu.asm import assemble_file
+from lpu_emu.core import fast
+from lpu_emu.core.run import run
+from lpu_emu.trace.model import Traced
+from lpu_emu.trace.perfetto import perfetto_json
+from lpu_emu.trace.session import Session
+from lpu_emu.trace.views import ChipView
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS: dict[str, dict] = {}
+CYCLE = 20_000
+
+
+
+@pytest.fixture(scope="module")
+def program():
+    fast.warm_up()
+    return assemble_file(ROOT / "programs" / "trace" / "pipeline.lpu")
+
+
+@pytest.fixture(scope="module")
+def traced(program):
+    return Traced.run(program)
+
+
+def _report(name: str, benchmark, **figures) -> None:
+    benchmark.extra_info.update(figures)
+    RESULTS[name] = figures
+
+
+def test_open_100k_issues(benchmark, program):
+    t_run = best(lambda: run(program, lenient=True, trace=True), 3)
+    t_open = best(lambda: Traced.run(program), 3)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    issues = len(Traced.run(program).plan.issues)
+    _report("trace_open", benchmark, issues=issues, traced_run_s=t_run, open_s=t_open,
+            ratio=t_open / t_run)
+    assert issues == 100_000 and t_open < 10
+
+
+def test_step_latency_100k_issues(benchmark, traced):
+    session = Session(traced, CYCLE)
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+
+    def step():
+        session.goto(CYCLE)
+        for part in session.run("step"):
+            console.print(part)
+        console.print(ChipView(traced, session.cycle))
+
+    def replay():
+        traced.index.log.sram_at(CYCLE + 1)
+        traced.index.log.streams_at(CYCLE + 1)
+
+    t_step = best(step, rounds=20)
+    t_replay = best(replay, 3)
+    benchmark.pedantic(step, rounds=5, iterations=1)
+    _report("trace_step", benchmark, step_ms=t_step * 1e3, replay_ms=t_replay * 1e3,
+            speedup_vs_replay=t_replay / t_step)
+    assert t_step < 0.1  # no lag: well under a keystroke's repeat interval
+
+
+def test_perfetto_export_100k_issues(benchmark, program, traced):
+    t_run = best(lambda: run(program, lenient=True, trace=True), 3)
+    t_export = best(lambda: perfetto_json(traced), 3)
+    benchmark.pedantic(lambda: perfetto_json(traced), rounds=1, iterations=1)
+    size = len(perfetto_json(traced))
+    _report("trace_perfetto", benchmark, export_s=t_export, traced_run_s=t_run,
+            ratio=t_export / t_run, megabytes=size / 1e6)
+    assert t_export < 10
+
+
+def pytest_terminal_summary_lines() -> list[str]:
+    lines = ["lpu-emu tracer (100,000 issues): ratios to baselines measured in this run"]
+    for name, figures in RESULTS.items():
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in figures.items())
+        lines.append(f"  {name}: {shown}")
+    return lines

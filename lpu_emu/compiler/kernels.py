@@ -1,0 +1,421 @@
+"""Kernel builders: one lowered chip operation -> a timed Kernel.
+
+- `elementwise`: an Expr over tensors, one output vector per cycle through a VXM ALU chain.
+- `matmul`: weights stationary on up to all MXM planes (one output column tile each), activation
+  rows streaming through them, accumulating over the K tiles in the planes' accumulators, and the
+  epilogue (bias, activation, residual, ...) fused on the VXM on the way to SRAM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lpu_emu.compiler import expr as E
+from lpu_emu.compiler.dataflow import (
+    Alus,
+    CompileError,
+    Fixed,
+    Op,
+    Read,
+    Slot,
+    Streams,
+    Write,
+    timed,
+)
+from lpu_emu.compiler.kernel import Kernel, Pipe
+from lpu_emu.compiler.placement import Loc
+from lpu_emu.compiler.target import Target
+from lpu_emu.spec.encoding import stream_code
+
+SXM_OPS = ("Distribute", "Permute", "Rotate", "ShiftUp", "ShiftDown")
+
+
+def build(e, c: int, locs: dict[str, Loc], memo: dict, note: str, extra: dict | None = None,
+          r0: int = 0):
+    """The dataflow node for Expr e at output chunk c from row r0 (Leaf reads, VXM Ops)."""
+    key = id(e) if not isinstance(e, E.Leaf) else e
+    if key in memo:
+        return memo[key]
+    if isinstance(e, E.Leaf):
+        if extra and e.name in extra:  # a node computed elsewhere (an MXM result)
+            node = extra[e.name]
+        else:
+            loc = locs[e.name]
+            chunk, row, step = {"full": (c, r0 + e.row, 1), "row": (c, e.row, 0),
+                                "col": (0, r0 + e.row, 1)}[e.mode]
+            chunk = chunk if e.chunk is None else e.chunk
+            node = Read(loc, chunk, row, step, note)
+    else:
+        args = tuple(build(a, c, locs, memo, note, extra, r0) for a in e.args)
+        node = Op(e.mnemonic, e.dtype, args, imm=e.imm, dtype2=e.dtype2, note=note)
+        if e.mnemonic in SXM_OPS:  # lane movement: on an SXM unit (chosen when timed)
+            node.unit = "sxm"
+    memo[key] = node
+    return node
+
+
+def _placements(target: Target, pipe: Pipe) -> dict[int, set[tuple[int, int]]]:
+    """Stream code -> the (queue, position) pairs that place values on it in this pipe."""
+    if pipe.placements is not None:
+        return pipe.placements
+    out: dict[int, set[tuple[int, int]]] = {}
+    for s in pipe.slots:
+        ops = dict(s.operands)
+        for o in target.ins(s.mnemonic).operands:
+            if o.kind != "stream" or o.role != "out":
+                continue
+            if o.width == "one":
+                w = 1
+            elif o.width == "acc":
+                w = 4
+            elif o.width == "dtype2":
+                w = next(d.width for d in target.isa.dtypes.values() if d.code == ops["to"])
+            else:
+                w = target.width(s.dtype)
+            for i in range(w):
+                out.setdefault(ops[o.name] + i, set()).add(
+                    (s.queue, target.chip.slices[s.queue].position))
+    pipe.placements = out
+    return out
+
+
+def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
+    """The earliest start of `pipe` after the pipes before it in one kernel.
+
+    On a queue both use, its first issue comes after the earlier pipe's last. And a stream
+    index that the earlier pipe uses from other places than this one (other MEM slices: another
+    chunk or tensor) must carry the earlier pipe's values to their consumers first: a value
+    placed on the same diagonal upstream of one still in flight would replace it. So then this
+    pipe places nothing until the earlier one has issued its last instruction. Pipes placing
+    from the same places (the next rows of the same tensors) follow back to back."""
+    if not pipes:
+        return -pipe.first()
+    mine = _placements(target, pipe)
+    first = min(s.t for s in pipe.slots)
+    by_queue: dict[int, int] = {}
+    for s in pipe.slots:
+        by_queue[s.queue] = min(by_queue.get(s.queue, s.t), s.t)
+    lo = -(1 << 40)
+    for p in pipes:
+        tail = p.start + (p.count - 1) * p.period
+        theirs = _placements(target, p)
+        if any(code in mine and mine[code] != where for code, where in theirs.items()):
+            lo = max(lo, tail + max(s.t for s in p.slots) + 1 - first)
+        for s in p.slots:
+            if s.queue in by_queue:
+                lo = max(lo, tail + s.t + target.occupancy(s.mnemonic, s.dtype)
+                         - by_queue[s.queue])
+    return lo
+
+
+@dataclass(frozen=True)
+class Segment:
+    """out[row0 : row0 + rows, chunk (all chunks if None)] = ex."""
+
+    ex: object
+    out: Loc
+    row0: int = 0
+    rows: int | None = None
+    chunk: int | None = None
+
+
+def elementwise(target: Target, note: str, segments: list[Segment],
+                locs: dict[str, Loc]) -> Kernel:
+    """Each segment's Expr, one vector a cycle, chunk after chunk, segment after segment."""
+    pipes: list[Pipe] = []
+    streams = []
+    work = 0
+    for seg in segments:
+        rows = seg.out.rows - seg.row0 if seg.rows is None else seg.rows
+        for c in range(seg.out.nchunks) if seg.chunk is None else (seg.chunk,):
+            s = Streams(0, target.streams)
+            root = build(seg.ex, c, locs, {}, note, None, seg.row0)
+            slots = timed(target, [Write(root, seg.out, c, seg.row0, 1, note)], s,
+                          Alus(target))
+            pipe = Pipe(slots, rows, 0)
+            pipe.start = after(target, pipes, pipe)
+            pipes.append(pipe)
+            streams.append(s)
+            work += E.size(seg.ex)[0] * rows
+    reads = {locs[x.name].base for seg in segments for x in E.leaves(seg.ex)}
+    return Kernel(note, pipes, streams, frozenset(reads),
+                  frozenset(seg.out.base for seg in segments), "vxm", {"alu": work})
+
+
+@dataclass(frozen=True)
+class Src:
+    """Rows row.. of chunk `chunk` of a placed tensor."""
+
+    loc: Loc
+    chunk: int
+    row: int = 0
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One use of the planes: install `k_rows` weight rows per plane (tile i's from w[i], each
+    row through `w_conv` on its way, e.g. an activation rounded to the MXM dtype; `install` is IW,
+    or IWT to install them transposed), then stream `rows` activation rows from `x` through
+    `x_conv` into every plane, accumulating. The conversions are conv(node, note, chunk)."""
+
+    w: tuple[Src, ...]
+    k_rows: int
+    x: Src
+    x_conv: Callable
+    w_conv: Callable | None = None
+    install: str = "IW"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Passes accumulated into accumulators 0..rows-1 of every plane, then written:
+    out[out_row.., out_chunks[i]] = epilogue(chunk) with Leaf "@acc" for plane i's result."""
+
+    passes: tuple[Pass, ...]
+    rows: int
+    out: Loc
+    out_chunks: tuple[int, ...]
+    out_row: int
+    epilogue: Callable[[int], object]
+
+
+def _same_weights(a: Pass, b: Pass) -> bool:
+    return (a.w, a.w_conv, a.install, a.k_rows) == (b.w, b.w_conv, b.install, b.k_rows)
+
+
+def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list[int],
+        locs: dict[str, Loc]) -> Kernel:
+    """Run the jobs one after another on the planes; an install is shared by consecutive passes
+    with the same weights (even across jobs).
+
+    Three things pace it: a plane's queue (ABC, LW, IW, ACC in order), the weight loads (their
+    own streams, the top of the index range, and their own ALUs) and the activation feeds with
+    the epilogue (the rest); loads and feeds each follow `after` among themselves, and overlap
+    each other (the next weights load while the plane still computes with the installed ones)."""
+    chip = target.chip
+    pipes: list[Pipe] = []
+    loads: list[Pipe] = []
+    feeds: list[Pipe] = []
+    streams: list[Streams] = []
+    t = 0
+    lat_iw = max(target.latency("IW"), target.occupancy("IW"))
+    period = target.acc_period(mxm_dtype)  # fp16/bf16 products hold the plane pair 2 cycles
+    converted = any(ps.w_conv is not None for j in jobs for ps in j.passes)
+    groups = _load_groups(target, planes, mxm_dtype, converted)
+    blocked = {w: set() for w in (True, False)}
+    for west, base, need in groups.values():
+        for side in (west, not west) if converted else (west,):  # a mask passes the VXM
+            blocked[side].update(range(base, base + need))
+    alus = [s.index for s in target.vxm_alus]
+    load_alus, feed_alus = alus[-2:], alus[:-2]
+    prev: Pass | None = None
+    for job in jobs:
+        for q in planes:  # clear the accumulators
+            pipes.append(Pipe([Slot(q, "ABC", None, (("acc", 0),), 0, "acc", 1, note)],
+                              job.rows, t))
+        t += job.rows
+        for i, ps in enumerate(job.passes):
+            if prev is None or not _same_weights(ps, prev):
+                for pipe, s_load in _load(target, note, ps, planes, mxm_dtype, groups,
+                                          load_alus):
+                    lw_ts = [s.t for s in pipe.slots if s.mnemonic == "LW"]
+                    pipe.start = max(t - min(lw_ts), after(target, loads, pipe))
+                    loads.append(pipe)
+                    streams.append(s_load)
+                    t = pipe.start + max(lw_ts) + pipe.count
+                for q in planes:
+                    pipes.append(Pipe([Slot(q, ps.install, None, (), 0, note=note)], 1, t))
+                t += lat_iw
+            prev = ps
+            last = i == len(job.passes) - 1
+            s_main = Streams(0, target.streams, blocked={w: set(b) for w, b in blocked.items()})
+            xv = ps.x_conv(Read(ps.x.loc, ps.x.chunk, ps.x.row, 1, note), note, ps.x.chunk)
+            west = {chip.slices[q].position < target.vxm_position for q in planes}
+            # planes on both sides: a Mov at the VXM sends the row each way
+            sides = {w: Op("Mov", mxm_dtype, (xv,), note=note) if len(west) > 1 else xv
+                     for w in west}
+            accs = [Op("ACC", mxm_dtype, (sides[chip.slices[q].position < target.vxm_position],),
+                       unit="mxm", queue=q, acc=0, acc_step=1, note=note) for q in planes]
+            sinks: list = accs
+            if last:
+                sinks = []
+                for c, a in zip(job.out_chunks, accs, strict=True):
+                    root = build(job.epilogue(c), c, locs, {}, note, {"@acc": a}, job.out_row)
+                    sinks.append(Write(root, job.out, c, job.out_row, 1, note))
+            pipe = Pipe(timed(target, sinks, s_main, Alus(target, feed_alus)), job.rows,
+                        period=period)
+            acc_ts = [s.t for s in pipe.slots if s.mnemonic == "ACC"]
+            pipe.start = max(t - min(acc_ts), after(target, feeds, pipe))
+            feeds.append(pipe)
+            streams.append(s_main)
+            t = pipe.start + max(acc_ts) + job.rows * period
+    macs = sum(j.rows * ps.k_rows * sum(j.out.chunk_cols(c) for c in j.out_chunks)
+               for j in jobs for ps in j.passes)
+    reads = {ps.x.loc.base for j in jobs for ps in j.passes}
+    reads |= {w.loc.base for j in jobs for ps in j.passes for w in ps.w}
+    for j in jobs:
+        for c in j.out_chunks:
+            reads |= {locs[lf.name].base for lf in E.leaves(j.epilogue(c)) if lf.name != "@acc"}
+    return Kernel(note, pipes + loads + feeds, streams, frozenset(reads),
+                  frozenset(j.out.base for j in jobs), "mxm", {"macs": macs})
+
+
+def _load_groups(target: Target, planes: list[int], mxm_dtype: str,
+                 converted: bool) -> dict[int, tuple[bool, int, int]]:
+    """Plane -> (west, first stream, streams used) of the load group its LW reads: groups of
+    `mxm_load_streams` streams aligned to the group size, the planes of a side taking them from
+    the top of the index range down; `Target.lw_rows` rows a cycle (striped weights). A load
+    that passes the VXM on its way (a head mask) takes one row a cycle and three rows' streams
+    (the row, the mask, the product)."""
+    size = target.chip.mxm_load_streams
+    w = target.width(mxm_dtype)
+    need = w * 3 if converted else w * target.lw_rows(mxm_dtype)
+    out: dict[int, tuple[bool, int, int]] = {}
+    count = {True: 0, False: 0}
+    for q in planes:
+        west = target.chip.slices[q].position < target.vxm_position
+        k = count[west]
+        count[west] += 1
+        base = target.streams - size * (k + 1)
+        if base < 0:
+            raise CompileError(f"more planes than load groups on one side ({len(planes)})")
+        out[q] = (west, base, need)
+    return out
+
+
+def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str,
+          groups: dict[int, tuple[bool, int, int]], alus: list[int]) -> list[tuple[Pipe, Streams]]:
+    """The pipes that load the pass's weight rows into every plane, each LW's rows on the first
+    streams of the plane's load group. Striped weights (constants: row r in stripe r mod n) give
+    n rows an LW, one from each stripe (then one LW for the rows left over); other operands one
+    row an LW."""
+    blocked = {w: set(range(target.streams)) for w in (True, False)}
+    for west, base, need in groups.values():
+        for side in (west, not west) if ps.w_conv is not None else (west,):
+            blocked[side] -= set(range(base, base + need))
+    w = target.width(mxm_dtype)
+    stripes = {len(src.loc.stripes) for src in ps.w}
+    n = stripes.pop() if len(stripes) == 1 else 0
+    n = n if n > 1 and ps.w_conv is None and all(src.row % n == 0 for src in ps.w) else 1
+    full, rest = divmod(ps.k_rows, n)
+    out = []
+    for first, count, rows in ((0, full, n), (full, 1 if rest else 0, rest)):
+        if count == 0:
+            continue
+        s_load = Streams(0, target.streams, blocked={k: set(v) for k, v in blocked.items()})
+        loads = []
+        for q, src in zip(planes, ps.w, strict=True):
+            reads = []
+            for j in range(rows):
+                if n > 1:
+                    v = Read(src.loc.stripes[j], src.chunk, src.row // n + first, 1, note)
+                else:
+                    v = Read(src.loc, src.chunk, src.row + first, 1, note)
+                    if ps.w_conv is not None:
+                        v = ps.w_conv(v, note, src.chunk)
+                v.at = groups[q][1] + j * w  # row j of the LW: streams base + j*w onwards
+                reads.append(v)
+            loads.append(Op("LW", mxm_dtype, tuple(reads), unit="mxm", queue=q, imm=rows,
+                            note=note))
+        out.append((Pipe(timed(target, loads, s_load, Alus(target, alus)), count), s_load))
+    return out
+
+
+ACC_LEAF = E.Leaf("@acc")  # an epilogue's accumulator
+
+# the recurrences of `colreduce`: the op, and the one that starts a chain (same latency)
+CHAIN = {"max": ("Max", "MaxI", float("-inf")), "sum": ("Add", "AddI", 0.0)}
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """out[out_row, :] = reduce over rows row0 .. row0 + rows - 1 of ex; `also`, if given,
+    receives ex itself at those rows (the exponentials a softmax normalises)."""
+
+    ex: object
+    rows: int
+    out: Loc
+    row0: int = 0
+    out_row: int = 0
+    also: Loc | None = None
+
+
+def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
+              locs: dict[str, Loc]) -> Kernel:
+    """Column reductions (max or sum over rows), one after another on one ALU, per chunk.
+
+    One value a cycle enters a recurrence on the ALU: acc <- op(x_r, acc). The op's result comes
+    back after its latency L, so L interleaved chains share the ALU (row r joins chain r mod L),
+    each started by the immediate form (x op identity); at the end a Mov lines the chains' last
+    values up and one more op combines them."""
+    op, first, identity = CHAIN[how]
+    lat = target.latency(op)
+    if target.latency(first) != lat or lat != 2 * target.latency("Mov"):
+        raise CompileError(f"colreduce needs {op} and {first} of one latency, twice Mov's")
+    pipes: list[Pipe] = []
+    streams: list[Streams] = []
+    free = -(1 << 40)  # after the previous reduction's result is written
+    alu_work = 0
+    for part in parts:
+        for c in range(part.out.nchunks):
+            west = part.out.chunks[c].slices[0].position < target.vxm_position
+            s = Streams(0, target.streams)
+            codes = tuple(stream_code(s.take(west, 4), west) for _ in range(3))
+            chain = []
+            for r0, count, mnem in ((0, min(lat, part.rows), first),
+                                    (lat, part.rows - lat, op)):
+                if count <= 0:
+                    continue
+                s_k = Streams(0, target.streams, {w: set(u) for w, u in s.used.items()})
+                root = build(part.ex, c, locs, {}, note, None, part.row0 + r0)
+                node = Op(mnem, "fp32", (root,) if mnem == first else (root, Fixed(codes[0])),
+                          imm=identity if mnem == first else None, note=note)
+                node.out_stream = codes[0]
+                sinks = [node]
+                if part.also is not None:
+                    sinks.append(Write(root, part.also, c, part.row0 + r0, 1, note))
+                slots = timed(target, sinks, s_k, Alus(target))
+                t_op = next(x.t for x in slots if x.mnemonic == mnem and x.queue == node.queue)
+                chain.append((r0, Pipe(slots, count), t_op, node.queue))
+                streams.append(s_k)
+            # the chain op of row r issues at base + r: as early as the pipes before allow
+            base = free
+            for r0, pipe, t_op, _ in chain:
+                base = max(base, after(target, pipes, pipe) + t_op - r0)
+            for r0, pipe, t_op, _ in chain:
+                pipe.start = base - t_op + r0
+                pipes.append(pipe)
+            tail = _combine(target, note, op, lat, codes, min(lat, part.rows),
+                            base + part.rows, chain[-1][3], part.out, c, part.out_row)
+            pipes.append(tail)
+            streams.append(s)
+            free = max(x.t for x in tail.slots) + 1
+            alu_work += (E.size(part.ex)[0] + 1) * part.rows
+    reads = {locs[x.name].base for part in parts for x in E.leaves(part.ex)}
+    writes = {p.out.base for p in parts} | {p.also.base for p in parts if p.also is not None}
+    return Kernel(note, pipes, streams, frozenset(reads), frozenset(writes), "vxm",
+                  {"alu": alu_work})
+
+
+def _combine(target: Target, note: str, op: str, lat: int, codes: tuple[int, int, int],
+             chains: int, end: int, alu: int, out: Loc, c: int, out_row: int) -> Pipe:
+    """The chains' last values are placed at end + lat - chains .. end + lat - 1 on the
+    feedback group f; combine them (two chains: a Mov onto g lines the first up with the
+    second, the op puts the result on h) and write it to out chunk c."""
+    f_code, g, h = codes
+    slots = []
+    if chains == 1:
+        result, ready = f_code, end + lat - 1
+    else:
+        first = end + lat - 2
+        slots.append(Slot(alu, "Mov", "fp32", (("x", f_code), ("z", g)), first, note=note))
+        slots.append(Slot(alu, op, "fp32", (("x", g), ("y", f_code), ("z", h)), first + 1,
+                          note=note))
+        result, ready = h, first + 1 + lat
+    ch = out.chunks[c]
+    for p, sl in enumerate(ch.slices):
+        slots.append(Slot(sl.index, "Write", "fp32", (("src", result + p),
+                                                      ("dst", (ch.bank, ch.addr + out_row))),
+                          ready + target.hops(target.vxm_position, sl.position), note=note))
+    return Pipe(slots, 1, 0)

@@ -1,0 +1,911 @@
+"""Lowering: a Graph -> chip steps over 2-D tensors, every op on the chip.
+
+A graph value of shape (..., C) is a chip tensor of prod(...) rows and C columns. Steps:
+
+- `MapStep`: out = an elementwise Expr (a VXM ALU chain). Chains of elementwise graph nodes are
+  fused into one Expr while a value has a single consumer and the chain fits the ALUs.
+- `MmStep`: out = epilogue(sum of terms x @ W) on the MXM. A term's stationary operand is a
+  constant (weights, split on the host into parts of the MXM dtype) or an activation (rounded or
+  split on its way to the plane; IWT installs it transposed). Elementwise consumers of a matmul
+  fuse into its epilogue.
+- `TransposeStep`: out = x^T: x installed transposed (IWT), identity rows streamed through.
+- `ReduceStep`: a max or sum over the rows of an Expr (a recurrence on one ALU).
+
+Reductions over a row's columns (LayerNorm's mean and variance) are matmuls against a column of
+ones, which also broadcasts the result across the lanes; softmax reduces over rows after a
+transpose; division is x * rsqrt(y)^2; sigmoid is (1 + tanh(x/2)) / 2.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
+
+import numpy as np
+
+from lpu_emu.compiler import expr as E
+from lpu_emu.compiler.graph import Graph, Node
+from lpu_emu.compiler.precision import SUM_PARTS, TRANSPOSE_PARTS, Mode
+from lpu_emu.compiler.target import Target
+from lpu_emu.errors import UsageError
+from lpu_emu.numerics import from_storage, to_storage
+
+ACC = E.Leaf("@acc")
+MAX_ALUS = 10  # ALU ops one fused Expr may take (the rest of the 16 are for Mov delays)
+MAX_LARGE = 3  # transcendental ops per fused Expr (4 large ALUs)
+MAX_EPILOGUE = 3  # ALU ops fused after a matmul (one chain per plane, four planes)
+ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Exp", "Tanh", "Erf", "Relu", "Sigmoid", "Neg",
+               "Sqrt", "Reciprocal", "Gelu"}
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    rows: int
+    cols: int
+    dtype: str = "fp32"
+    data: np.ndarray | None = None  # constants: values (the tensor's dtype, as float32)
+    role: str = "temp"  # "input" | "output" | "const" | "temp"
+    bcast: bool = False  # one value per row, repeated across the lanes
+    pinned: object = None  # a Loc decided elsewhere (a KV cache that outlives this program)
+    view: tuple | None = None  # (tensor, first row): rows of another tensor, no copy
+    stripes: int = 1  # stored as this many tensors, row r in stripe r mod stripes (MXM weights,
+    # so that one LW takes a row from each: see Target.lw_rows)
+
+
+@dataclass(frozen=True)
+class Term:
+    """x @ W accumulated into an MmStep. Both operands are given as parts in the MXM dtype
+    (x = x[0] + x[1] + ..., likewise W); the part products (i, j) with i + j < parts are
+    accumulated. x rows stream through the planes, W is stationary (IWT: installed
+    transposed). A mask (tensor, row), if given, multiplies an operand on its way (a head)."""
+
+    x: tuple[str, ...]
+    w: tuple[str, ...]
+    install: str = "IW"
+    parts: int = 1
+    x_mask: tuple | None = None
+    w_mask: tuple | None = None
+    x_row: int = 0  # first row of x this term streams
+    w_row: int = 0  # first row of W's storage (IW: K offset; IWT: the N offset)
+    k_tiles: tuple[int, ...] | None = None  # only these K tiles (the others are masked off)
+
+
+@dataclass(frozen=True)
+class MmStep:
+    out: str
+    terms: tuple[Term, ...]
+    epilogue: object
+    mxm: str
+    note: str
+    out_row: int = 0
+    rows: int | None = None  # rows of out written (default: all from out_row)
+
+
+@dataclass(frozen=True)
+class MapStep:
+    out: str
+    expr: object
+    note: str
+    row0: int = 0
+    rows: int | None = None
+    chunk: int | None = None  # only this column chunk of out
+
+
+@dataclass(frozen=True)
+class TransposeStep:
+    """out = x^T, x given as parts in the MXM dtype (summed by the accumulation)."""
+
+    out: str
+    x: tuple[str, ...]
+    mxm: str
+    note: str
+    eye: str = ""  # the identity rows streamed through (a constant of the MXM dtype)
+    x_row: int = 0  # rows x_row .. x_row + n of x
+    x_rows: int | None = None
+    out_row: int = 0
+
+
+@dataclass(frozen=True)
+class ReduceStep:
+    out: str
+    how: str  # "max" | "sum"
+    expr: object
+    rows: int
+    note: str
+    also: str | None = None
+    row0: int = 0
+    out_row: int = 0
+
+
+Step = MapStep | MmStep | TransposeStep | ReduceStep
+
+
+@dataclass
+class Lowered:
+    tensors: dict[str, TensorSpec]
+    steps: list[Step]
+    lanemaps: list[tuple[int, ...]]  # SXM lane maps, by index
+    inputs: dict[str, str]  # graph input -> chip tensor
+    outputs: dict[str, str]  # graph output -> chip tensor
+    shapes: dict[str, tuple[int, ...]]  # graph input/output shapes
+
+
+def dims(shape: tuple[int, ...]) -> tuple[int, int]:
+    if not shape:
+        return 1, 1
+    return int(np.prod(shape[:-1], dtype=np.int64)) if len(shape) > 1 else 1, int(shape[-1])
+
+
+@dataclass
+class _Pending:
+    """A matmul not emitted yet: its epilogue may still grow with fused consumers."""
+
+    step: MmStep
+
+
+@dataclass
+class Lowering:
+    graph: Graph
+    mode: Mode
+    target: Target
+    pinned: dict = field(default_factory=dict)
+    tensors: dict[str, TensorSpec] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    exprs: dict[str, object] = field(default_factory=dict)  # graph value -> Expr or _Pending
+    uses: dict[str, int] = field(default_factory=dict)
+    count: int = 0
+    _splits: dict = field(default_factory=dict)
+    lanemaps: list = field(default_factory=list)
+    _consts: dict = field(default_factory=dict)
+
+    def lanemap(self, values: list[int]) -> int:
+        """The index of an SXM lane map (z[l] = x[map[l]], -1: zero)."""
+        t = tuple(values)
+        if t not in self.lanemaps:
+            self.lanemaps.append(t)
+        return self.lanemaps.index(t)
+
+    # ---- tensors ----
+    def fresh(self, base: str) -> str:
+        """A new chip tensor name (valid in assembly: letters, digits, _ and inner dots)."""
+        base = re.sub(r"[^A-Za-z0-9_]", "_", base) or "t"
+        if not (base[0].isalpha() or base[0] == "_"):
+            base = "t" + base
+        while True:
+            self.count += 1
+            name = f"{base}_{self.count}"
+            if name not in self.tensors:
+                return name
+
+    def tensor(self, name: str, rows: int, cols: int, **kw) -> str:
+        if name in self.tensors:
+            raise UsageError(f"two chip tensors named {name!r}")
+        self.tensors[name] = TensorSpec(name, rows, cols, **kw)
+        return name
+
+    def const(self, base: str, data: np.ndarray, dtype: str = "fp32", stripes: int = 1) -> str:
+        data = np.asarray(data, dtype=np.float32)
+        if data.ndim == 1:
+            data = data[None, :]
+        rows, cols = dims(data.shape)
+        return self.tensor(self.fresh(base), rows, cols, dtype=dtype,
+                           data=data.reshape(rows, cols), role="const", stripes=stripes)
+
+    def dims(self, value: str) -> tuple[int, int]:
+        return dims(self.graph.value(value).shape)
+
+    # ---- values as expressions ----
+    def leaf(self, value: str) -> E.Leaf:
+        """The value materialised as a chip tensor."""
+        e = self.exprs[value]
+        if isinstance(e, _LazyConst):
+            return self.const_leaf(value)
+        if isinstance(e, E.Leaf) and e.mode == "full" and e.row == 0:
+            return e
+        rows, cols = self.dims(value)
+        if isinstance(e, _Pending):
+            self.steps.append(e.step)
+            leaf = E.Leaf(e.step.out)
+        else:
+            out = self.tensor(self.fresh(value), rows, cols)
+            self.steps.append(MapStep(out, self.staged(e, rows, cols), f"{value} = ..."))
+            leaf = E.Leaf(out)
+        self.exprs[value] = leaf
+        return leaf
+
+    def depth(self, e) -> int:
+        """Cycles from the expression's reads to its result (the longest path)."""
+        if not isinstance(e, E.Ex):
+            return 0
+        return self.target.latency(e.mnemonic) + max((self.depth(a) for a in e.args),
+                                                      default=0)
+
+    def staged(self, e, rows: int, cols: int):
+        """e, with every subexpression that would make a value wait materialised first.
+
+        Nothing on the chip waits: where the two sides of a binary op read the same tensor at
+        different depths, the shallow side's read would have to wait in Mov hops (an ALU and a
+        stream group a cycle). Instead the deeper side becomes its own VXM pass, written to
+        SRAM, and both sides read SRAM (reads are issued exactly when they are needed)."""
+        if not isinstance(e, E.Ex):
+            return e
+        args = [self.staged(a, rows, cols) for a in e.args]
+        if len(args) == 2:
+            names = [{lf.name for lf in E.leaves(a)} for a in args]
+            d = [self.depth(a) for a in args]
+            if names[0] & names[1] and d[0] != d[1]:
+                deep = 0 if d[0] > d[1] else 1
+                out = self.tensor(self.fresh("stage"), rows, cols)
+                self.steps.append(MapStep(out, args[deep], f"{e.mnemonic} operand"))
+                args[deep] = E.Leaf(out)
+        return E.Ex(e.mnemonic, tuple(args), e.imm, e.dtype, e.dtype2)
+
+    def operand(self, value: str, shape: tuple[int, int]):
+        """value as an Expr over the grid `shape` (rows, cols): full, a broadcast row or
+        column, or an immediate."""
+        rows, cols = self.dims(value)
+        if value in self.graph.constants and rows * cols == 1:
+            return E.Imm(float(np.asarray(self.graph.constants[value]).reshape(-1)[0]))
+        if (rows, cols) == shape:
+            e = self.exprs[value]
+            if isinstance(e, _LazyConst):
+                return self.const_leaf(value)
+            return self.leaf(value) if isinstance(e, _Pending) else e
+        leaf = self.leaf(value)
+        if rows == 1 and cols == shape[1]:
+            return E.Leaf(leaf.name, "row")
+        if cols == 1 and rows == shape[0]:
+            return E.Leaf(self.broadcast(leaf.name, rows), "col")
+        raise UsageError(f"{value}: shape {self.graph.value(value).shape} does not broadcast "
+                         f"to {shape} on the chip (a row, a column or the same shape)")
+
+    def broadcast(self, name: str, rows: int) -> str:
+        """A column tensor (rows x 1) repeated across the lanes: x @ ones(1, lanes)."""
+        spec = self.tensors[name]
+        if spec.bcast:
+            return name
+        ones = self.const("ones", np.ones((1, self.target.lanes)), self.mode.exact)
+        out = self.tensor(self.fresh(f"{name}.bcast"), rows, self.target.lanes, bcast=True)
+        xs = self.split(E.Leaf(name), rows, 1, TRANSPOSE_PARTS, self.mode.exact)
+        self.steps.append(MmStep(out, (Term(xs, (ones,), parts=TRANSPOSE_PARTS),), ACC,
+                                 self.mode.exact, f"broadcast {name}"))
+        return out
+
+    def split(self, e, rows: int, cols: int, n: int, dtype: str, note: str = "") -> tuple:
+        """Tensors p_0..p_{n-1} of `dtype` with e = p_0 + p_1 + ... (to n * 8 bits for bf16):
+        p_i = dtype(e - fp32(p_0) - ... - fp32(p_{i-1})), each a VXM pass reading the parts
+        before it (so no value has to wait for another)."""
+        key = (repr(e), n, dtype)
+        if key in self._splits:
+            return self._splits[key]
+        base = e.name if isinstance(e, E.Leaf) else "v"
+        parts: list[str] = []
+        for i in range(n):
+            r = e
+            for p in parts:
+                r = E.sub(r, E.Ex("Cvt", (E.Leaf(p),), dtype=dtype, dtype2="fp32"))
+            out = self.tensor(self.fresh(f"{base}.{dtype}{i}"), rows, cols, dtype=dtype)
+            self.steps.append(MapStep(out, E.Ex("Cvt", (r,), dtype2=dtype),
+                                      note or f"{base} to {dtype} part {i}"))
+            parts.append(out)
+        self._splits[key] = tuple(parts)
+        return self._splits[key]
+
+    def quantize(self, x: str, rows: int, cols: int, scale: float) -> str:
+        """int8 x / scale, rounded half to even and saturated (a VXM pass)."""
+        out = self.tensor(self.fresh(f"{x}.int8"), rows, cols, dtype="int8")
+        self.steps.append(MapStep(out, E.Ex("Cvt", (E.mul(E.Leaf(x), E.Imm(1.0 / scale)),),
+                                            dtype2="int8"), f"{x} to int8"))
+        return out
+
+    # ---- the pass over the graph ----
+    def run(self) -> Lowered:
+        g = self.graph
+        for n in g.nodes:
+            for i in n.inputs:
+                self.uses[i] = self.uses.get(i, 0) + 1
+        for o in g.outputs:
+            self.uses[o] = self.uses.get(o, 0) + 1
+        inputs = {}
+        for name in g.inputs:
+            rows, cols = self.dims(name)
+            pin = self.pinned.get(name)
+            self.tensor(name, rows, cols, role="input", pinned=pin)
+            self.exprs[name] = E.Leaf(name)
+            inputs[name] = name
+        for name in g.constants:
+            self.exprs[name] = _LazyConst(name)
+        for node in g.nodes:
+            handler = getattr(self, f"op_{node.op}", None)
+            if handler is None:
+                raise UsageError(f"node {node.name!r}: op {node.op} is not lowered to the chip",
+                                 hint="ops: " + ", ".join(sorted(
+                                     k[3:] for k in dir(self) if k.startswith("op_"))))
+            handler(node)
+            for o in node.outputs:
+                if o in self.exprs and self._must_materialise(o):
+                    self.leaf(o)
+        outputs = {}
+        for o in g.outputs:
+            leaf = self.leaf(o)
+            spec = self.tensors[leaf.name]
+            if spec.role in ("input", "const") or o in outputs:
+                copy = self.tensor(self.fresh(o), spec.rows, spec.cols)
+                self.steps.append(MapStep(copy, E.Ex("Mov", (leaf,)), f"{o} = copy"))
+                leaf = E.Leaf(copy)
+            self.tensors[leaf.name].role = "output"
+            if self.tensors[leaf.name].pinned is None and o in self.pinned:
+                self.tensors[leaf.name].pinned = self.pinned[o]
+            outputs[o] = leaf.name
+        shapes = {v: g.value(v).shape for v in list(g.inputs) + list(g.outputs)}
+        return Lowered(self.tensors, self.steps, self.lanemaps, inputs, outputs, shapes)
+
+    def _must_materialise(self, value: str) -> bool:
+        e = self.exprs[value]
+        if isinstance(e, E.Leaf):
+            return False
+        if self.uses.get(value, 0) != 1 or value in self.graph.outputs:
+            return True
+        if isinstance(e, _Pending):
+            ops, large = E.size(e.step.epilogue)
+        else:
+            ops, large = E.size(e)
+        return ops > MAX_ALUS or large > MAX_LARGE
+
+    # ---- constants ----
+    def value_const(self, value: str) -> np.ndarray | None:
+        return self.graph.constants.get(value)
+
+    def const_leaf(self, value: str) -> E.Leaf:
+        e = self.exprs[value]
+        if isinstance(e, _LazyConst):
+            data = np.asarray(self.graph.constants[value], dtype=np.float32)
+            rows, cols = self.dims(value)
+            name = self.tensor(self.fresh(value), rows, cols, data=data.reshape(rows, cols),
+                               role="const")
+            self.exprs[value] = E.Leaf(name)
+        return self.exprs[value]
+
+    # ---- elementwise ----
+    def _args(self, node: Node):
+        shape = self.dims(node.outputs[0])
+        out = []
+        for i in node.inputs:
+            if isinstance(self.exprs.get(i), _LazyConst) and self.dims(i) != (1, 1):
+                self.const_leaf(i)
+            if isinstance(self.exprs.get(i), _Pending) and self.uses.get(i) == 1 and \
+                    self.dims(i) == shape:
+                out.append(self.exprs[i])
+            else:
+                out.append(self.operand(i, shape))
+        return out
+
+    def _set(self, node: Node, build) -> None:
+        """node's output = build(args), fused into a single-consumer matmul's epilogue."""
+        args = self._args(node)
+        pend = [a for a in args if isinstance(a, _Pending)]
+        if pend:
+            p = pend[0]
+            args = [ACC if a is p else (self.leaf_of(a) if isinstance(a, _Pending) else a)
+                    for a in args]
+            e = E.substitute(build(*args), "@acc", p.step.epilogue)
+            ops, large = E.size(e)
+            if not E.shared(e) and ops <= MAX_EPILOGUE:  # fits beside four planes' feeds
+                self.exprs[node.outputs[0]] = _Pending(replace(p.step, epilogue=e))
+                return
+            args = [self.leaf_of(p) if a is ACC else a for a in args]
+            self.exprs[p.step.out] = E.Leaf(p.step.out)
+            self.exprs[node.outputs[0]] = build(*args)
+        else:
+            self.exprs[node.outputs[0]] = build(*args)
+
+    def leaf_of(self, p: _Pending) -> E.Leaf:
+        self.steps.append(p.step)
+        return E.Leaf(p.step.out)
+
+    def op_Add(self, n: Node) -> None:
+        self._set(n, E.add)
+
+    def op_Sub(self, n: Node) -> None:
+        self._set(n, E.sub)
+
+    def op_Mul(self, n: Node) -> None:
+        self._set(n, E.mul)
+
+    def op_Div(self, n: Node) -> None:
+        def div(a, b):
+            if isinstance(b, E.Imm):
+                return E.mul(a, E.Imm(1.0 / b.value))
+            return E.mul(a, reciprocal(b))
+        self._set(n, div)
+
+    def op_Exp(self, n: Node) -> None:
+        self._set(n, lambda a: E.unary("Exp", a))
+
+    def op_Tanh(self, n: Node) -> None:
+        self._set(n, lambda a: E.unary("Tanh", a))
+
+    def op_Erf(self, n: Node) -> None:
+        self._set(n, lambda a: E.unary("Erf", a))
+
+    def op_Relu(self, n: Node) -> None:
+        self._set(n, lambda a: E.unary("Relu", a))
+
+    def op_Neg(self, n: Node) -> None:
+        self._set(n, lambda a: E.unary("Neg", a))
+
+    def op_Sigmoid(self, n: Node) -> None:
+        # 1 / (1 + e^-x) = (1 + tanh(x / 2)) / 2: no division, no overflow
+        self._set(n, lambda a: E.mul(E.add(E.unary("Tanh", E.mul(a, E.Imm(0.5))), E.Imm(1.0)),
+                                     E.Imm(0.5)))
+
+    def op_Sqrt(self, n: Node) -> None:
+        self._set(n, lambda a: E.mul(a, E.unary("Rsqrt", a)))
+
+    def op_Reciprocal(self, n: Node) -> None:
+        self._set(n, reciprocal)
+
+    def op_Gelu(self, n: Node) -> None:
+        if n.attr("approximate") == "tanh":
+            def gelu(x):
+                inner = E.mul(E.add(E.mul(E.mul(x, x), E.Imm(0.044715)), E.Imm(1.0)), x)
+                t = E.unary("Tanh", E.mul(inner, E.Imm(math.sqrt(2.0 / math.pi))))
+                return E.mul(E.mul(E.add(t, E.Imm(1.0)), x), E.Imm(0.5))
+        else:
+            def gelu(x):
+                e = E.unary("Erf", E.mul(x, E.Imm(1.0 / math.sqrt(2.0))))
+                return E.mul(E.mul(E.add(e, E.Imm(1.0)), x), E.Imm(0.5))
+        self._set(n, gelu)
+
+    # ---- movement ----
+    def op_Reshape(self, n: Node) -> None:
+        src, dst = self.graph.value(n.inputs[0]).shape, self.graph.value(n.outputs[0]).shape
+        if (src[-1:] or (1,)) != (dst[-1:] or (1,)):
+            raise UsageError(f"node {n.name!r}: Reshape {src} -> {dst} changes the last "
+                             "dimension, which the chip lowering does not do yet",
+                             hint="reshapes that keep the last dimension are free")
+        e = self.exprs[n.inputs[0]]
+        if isinstance(e, _LazyConst):
+            self.exprs[n.outputs[0]] = _LazyConst(n.inputs[0], n.outputs[0])
+            self.graph.constants.setdefault(n.outputs[0], np.asarray(
+                self.graph.constants[n.inputs[0]]).reshape(dst))
+            return
+        self.exprs[n.outputs[0]] = self.leaf(n.inputs[0])
+
+    def op_Cast(self, n: Node) -> None:
+        if not n.attr("to").startswith("fp"):
+            raise UsageError(f"node {n.name!r}: Cast to {n.attr('to')} is not lowered",
+                             hint="the chip computes in fp32: casts to fp32 are free")
+        self.exprs[n.outputs[0]] = self.exprs[n.inputs[0]]
+
+    def op_Slice(self, n: Node) -> None:
+        shape = self.graph.value(n.inputs[0]).shape
+        axis = n.attr("axis") % len(shape)
+        start, _, _ = slice(n.attr("start"), n.attr("end")).indices(shape[axis])
+        self.exprs[n.outputs[0]] = self._slice(n, n.inputs[0], n.outputs[0], axis, start)
+
+    def op_Split(self, n: Node) -> None:
+        shape = self.graph.value(n.inputs[0]).shape
+        axis = n.attr("axis") % len(shape)
+        start = 0
+        for o in n.outputs:
+            self.exprs[o] = self._slice(n, n.inputs[0], o, axis, start)
+            start += self.graph.value(o).shape[axis]
+
+    def _slice(self, n: Node, value: str, out_value: str, axis: int, start: int):
+        """A slice along the last axis (lanes: SXM Distribute) or any other (rows: a view)."""
+        shape = self.graph.value(value).shape
+        src = self.leaf(value).name
+        rows, cols = self.dims(out_value)
+        if axis == len(shape) - 1:
+            return E.Leaf(self.lane_slice(src, rows, cols, start, n.name))
+        if any(d != 1 for d in shape[:axis]):
+            raise UsageError(f"node {n.name!r}: Slice of axis {axis} of {shape} is not lowered",
+                             hint="slices of the last axis, or of rows")
+        inner = int(np.prod(shape[axis + 1:-1], dtype=np.int64)) if len(shape) > 1 else 1
+        out = self.tensor(self.fresh(out_value), rows, cols, view=(src, start * inner))
+        return E.Leaf(out)
+
+    def lane_slice(self, src: str, rows: int, cols: int, start: int, note: str) -> str:
+        """Columns start .. start + cols of src: each output chunk gathers its lanes from at
+        most two source chunks with SXM Distribute (lane maps), summed on the VXM."""
+        lanes = self.target.lanes
+        out = self.tensor(self.fresh(f"{src}.cols"), rows, cols)
+        for c in range(math.ceil(cols / lanes)):
+            width = min(lanes, cols - c * lanes)
+            first = start + c * lanes
+            terms = []
+            for k in range(first // lanes, (first + width - 1) // lanes + 1):
+                m = [first + j - k * lanes if j < width and 0 <= first + j - k * lanes < lanes
+                     else -1 for j in range(lanes)]
+                leaf = E.Leaf(src, chunk=k)
+                if all(v == j for j, v in enumerate(m[:width])) and width == lanes:
+                    terms.append(leaf)
+                else:
+                    terms.append(E.Ex("Distribute", (leaf,), imm=self.lanemap(m)))
+            e = terms[0] if len(terms) == 1 else E.add(terms[0], terms[1])
+            if isinstance(e, E.Leaf):
+                e = E.Ex("Mov", (e,))
+            self.steps.append(MapStep(out, e, f"{note} columns", chunk=c))
+        return out
+
+    def op_Gather(self, n: Node) -> None:
+        table = self.value_const(n.inputs[0])
+        if table is None:
+            raise UsageError(f"node {n.name!r}: Gather from a computed table is not lowered",
+                             hint="Gather rows of a constant table (an embedding)")
+        table = np.asarray(table, dtype=np.float32)
+        vocab, d = table.shape
+        idx = self.leaf(n.inputs[1]).name
+        ir, ic = self.dims(n.inputs[1])
+        if ir != 1:
+            raise UsageError(f"node {n.name!r}: Gather indices of shape "
+                             f"{self.graph.value(n.inputs[1]).shape} are not lowered",
+                             hint="a vector of indices")
+        iota = self.const("iota", np.repeat(np.arange(vocab, dtype=np.float32)[:, None],
+                                            self.target.lanes, axis=1))
+        self.tensors[iota].bcast = True
+        # one-hot, transposed: oh_t[v, s] = 1 if idx[s] == v (relu(1 - |idx - v|))
+        oh_t = self.tensor(self.fresh(f"{n.outputs[0]}.onehotT"), vocab, ic)
+        diff = E.unary("Abs", E.sub(E.Leaf(idx, "row"), E.Leaf(iota, "col")))
+        self.steps.append(MapStep(oh_t, E.unary("Relu", E.add(E.unary("Neg", diff),
+                                                             E.Imm(1.0))), f"{n.name} one-hot"))
+        oh = self.tensor(self.fresh(f"{n.outputs[0]}.onehot"), ic, vocab)
+        self.steps.append(self._transpose(oh, self.split(E.Leaf(oh_t), vocab, ic, 1,
+                                                       self.mode.exact), self.mode.exact,
+                                        f"{n.name} one-hot"))
+        out = self.tensor(self.fresh(n.outputs[0]), ic, d)
+        term, scale = self._const_term(oh, ic, table, False, n.inputs[0], n.inputs[1])
+        epi = ACC if scale is None else E.mul(E.Ex("Cvt", (ACC,), dtype="int32", dtype2="fp32"),
+                                              E.Leaf(scale, "row"))
+        self.steps.append(MmStep(out, (term,), epi, self.mode.mxm, f"{n.name} rows"))
+        self.exprs[n.outputs[0]] = E.Leaf(out)
+
+    def op_Concat(self, n: Node) -> None:
+        shape = self.graph.value(n.outputs[0]).shape
+        axis = n.attr("axis") % len(shape)
+        if axis != len(shape) - 2:
+            raise UsageError(f"node {n.name!r}: Concat along axis {n.attr('axis')} of {shape} "
+                             "is not lowered", hint="Concat of rows (the second-last axis)")
+        parts = [self.leaf(i).name for i in n.inputs]
+        rows, cols = self.dims(n.outputs[0])
+        views = [self.tensors[p].pinned for p in parts]
+        if all(v is not None for v in views) and len({v.base for v in views}) == 1 and all(
+                a.chunks[0].addr + a.rows == b.chunks[0].addr for a, b in pairwise(views)):
+            # already stored one after another (a KV cache and its new rows): nothing to move
+            out = self.tensor(self.fresh(n.outputs[0]), rows, cols,
+                              pinned=_span(views[0], views[-1]))
+            self.exprs[n.outputs[0]] = E.Leaf(out)
+            return
+        out = self.tensor(self.fresh(n.outputs[0]), rows, cols,
+                          pinned=self.pinned.get(n.outputs[0]))
+        r0 = 0
+        for p in parts:
+            k = self.tensors[p].rows
+            self.steps.append(MapStep(out, E.Ex("Mov", (E.Leaf(p, row=-r0),)),
+                                      f"{n.name} rows {r0}..", row0=r0, rows=k))
+            r0 += k
+        self.exprs[n.outputs[0]] = E.Leaf(out)
+
+    def op_Transpose(self, n: Node) -> None:
+        shape = self.graph.value(n.inputs[0]).shape
+        perm = tuple(n.attr("perm")) or tuple(reversed(range(len(shape))))
+        if len(shape) != 2 or perm != (1, 0):
+            raise UsageError(f"node {n.name!r}: Transpose{perm} of {shape} is not lowered",
+                             hint="2-D transposes run on the MXM")
+        if self.value_const(n.inputs[0]) is not None:
+            data = np.asarray(self.graph.constants[n.inputs[0]]).T
+            self.graph.constants[n.outputs[0]] = data
+            self.exprs[n.outputs[0]] = _LazyConst(n.outputs[0])
+            return
+        rows, cols = self.dims(n.inputs[0])
+        out = self.tensor(self.fresh(n.outputs[0]), cols, rows)
+        self.steps.append(self._transpose(out, self.tparts(self.leaf(n.inputs[0]), rows, cols),
+                                        self.mode.exact, n.name))
+        self.exprs[n.outputs[0]] = E.Leaf(out)
+
+    def _transpose(self, out: str, x: tuple[str, ...], mxm: str, note: str,
+                   **kw) -> TransposeStep:
+        """A TransposeStep, with the identity it streams (one constant per program)."""
+        if "eye" not in self._consts:
+            lanes = self.target.lanes
+            self._consts["eye"] = self.const("eye", np.eye(lanes, dtype=np.float32), mxm)
+        return TransposeStep(out, x, mxm, note, self._consts["eye"], **kw)
+
+    def tparts(self, e, rows: int, cols: int) -> tuple[str, ...]:
+        """e in parts for an exact transpose (one part, rounded, in the 16-bit modes)."""
+        n = TRANSPOSE_PARTS if self.mode.name == "fp32" else 1
+        return self.split(e, rows, cols, n, self.mode.exact)
+
+    # ---- matmul ----
+    def op_MatMul(self, n: Node) -> None:
+        a, b = n.inputs[:2]
+        ga, gb = self.graph.value(a).shape, self.graph.value(b).shape
+        if len(ga) > 2 and len(gb) > 2:
+            raise UsageError(f"node {n.name!r}: batched MatMul {ga} x {gb} is not lowered",
+                             hint="Attention covers the batched products of attention heads")
+        if n.attr("trans_a"):
+            raise UsageError(f"node {n.name!r}: MatMul with a transposed first operand is not "
+                             "lowered", hint="transpose it first (Transpose)")
+        x = self.leaf(a).name if self.value_const(a) is None else self.const_leaf(a).name
+        rows, _ = self.dims(a)
+        _, cols = self.dims(n.outputs[0])
+        out = self.tensor(self.fresh(n.outputs[0]), rows, cols,
+                          pinned=self.pinned.get(n.outputs[0]))
+        bias = None
+        if len(n.inputs) == 3:
+            bias = self.operand(n.inputs[2], (rows, cols))
+        w = self.value_const(b)
+        epi = ACC
+        if w is not None:
+            term, scale = self._const_term(x, rows, np.asarray(w, dtype=np.float32),
+                                           bool(n.attr("trans_b")), b, a)
+            mxm = self.mode.mxm
+            if scale is not None:
+                epi = E.mul(E.Ex("Cvt", (ACC,), dtype="int32", dtype2="fp32"),
+                            E.Leaf(scale, "row"))
+        else:
+            p, mxm = self._fparts(), self._fmxm()
+            wt = self.leaf(b).name
+            wr, wc = self.dims(b)
+            term = Term(self.split(E.Leaf(x), rows, self.dims(a)[1], p, mxm),
+                        self.split(E.Leaf(wt), wr, wc, p, mxm),
+                        "IWT" if n.attr("trans_b") else "IW", parts=p)
+        if bias is not None:
+            epi = E.add(epi, bias)
+        step = MmStep(out, (term,), epi, mxm, n.name)
+        self.exprs[n.outputs[0]] = _Pending(step)
+
+    def _const_term(self, x: str, rows: int, w: np.ndarray, trans: bool, name: str,
+                    value: str) -> tuple[Term, str | None]:
+        """The term x @ w for constant weights (split on the host), and the int8 mode's
+        output scale tensor (or None)."""
+        if trans:
+            w = w.T
+        mode = self.mode
+        k = w.shape[0]
+        if mode.quantized:  # symmetric int8: per output column for W, per tensor for x
+            scale = np.maximum(np.abs(w).max(axis=0), np.finfo(np.float32).tiny) / 127.0
+            q = np.clip(np.round(w / scale), -127, 127).astype(np.float32)
+            wq = self.const(f"{name}.q", q, "int8", self.target.lw_rows("int8"))
+            sx = float(self.act_scale.get(value, 1.0))
+            out_scale = self.const(f"{name}.scale", (scale * sx).astype(np.float32)[None, :])
+            return Term((self.quantize(x, rows, k, sx),), (wq,)), out_scale
+        parts = []
+        rest = w.astype(np.float32)
+        for j in range(mode.parts):
+            part = from_storage(to_storage(rest, mode.mxm), mode.mxm).astype(np.float32)
+            parts.append(self.const(f"{name}.{j}" if mode.parts > 1 else name, part, mode.mxm,
+                                    self.target.lw_rows(mode.mxm)))
+            rest = rest - part
+        xs = self.split(E.Leaf(x), rows, k, mode.parts, mode.mxm)
+        return Term(xs, tuple(parts), parts=mode.parts), None
+
+    act_scale: dict = field(default_factory=dict)  # graph value -> int8 scale (calibrated)
+
+    def _fparts(self) -> int:
+        """Parts of activation x activation products (int8 mode keeps those in bf16)."""
+        return 1 if self.mode.quantized else self.mode.parts
+
+    # ---- reductions over columns: matmuls against ones ----
+    def rowsum(self, e, rows: int, cols: int, epilogue, note: str = "") -> str:
+        """epilogue(sum of e over each row's columns), repeated across the lanes: e split into
+        parts, times a column of ones on the MXM."""
+        ones = self._ones(cols)
+        out = self.tensor(self.fresh("rowsum"), rows, self.target.lanes, bcast=True)
+        xs = self.split(e, rows, cols, SUM_PARTS, self.mode.exact, note)
+        self.steps.append(MmStep(out, (Term(xs, (ones,), parts=SUM_PARTS),), epilogue,
+                                 self.mode.exact, note))
+        return out
+
+    _ones_cache: dict = field(default_factory=dict)
+
+    def _ones(self, cols: int) -> str:
+        if cols not in self._ones_cache:
+            self._ones_cache[cols] = self.const(f"ones{cols}",
+                                                np.ones((cols, self.target.lanes)),
+                                                self.mode.exact,
+                                                self.target.lw_rows(self.mode.exact))
+        return self._ones_cache[cols]
+
+    def op_LayerNormalization(self, n: Node) -> None:
+        x = self.leaf(n.inputs[0])
+        rows, cols = self.dims(n.inputs[0])
+        inv = 1.0 / cols
+        mean = E.Leaf(self.rowsum(x, rows, cols, E.mul(ACC, E.Imm(inv)), f"{n.name} mean"),
+                      "col")
+        d = E.sub(x, mean)
+        eps = float(n.attr("epsilon"))
+        rstd = self.rowsum(E.mul(d, d), rows, cols,
+                           E.unary("Rsqrt", E.add(E.mul(ACC, E.Imm(inv)), E.Imm(eps))),
+                           f"{n.name} variance")
+        y = E.mul(E.sub(x, mean), E.Leaf(rstd, "col"))
+        self.exprs[n.outputs[0]] = self._affine(n, y, rows, cols)
+
+    def _affine(self, n: Node, y, rows: int, cols: int):
+        for i, fn in ((1, E.mul), (2, E.add)):
+            if len(n.inputs) > i:
+                if isinstance(self.exprs[n.inputs[i]], _LazyConst) and self.dims(
+                        n.inputs[i]) != (1, 1):
+                    self.const_leaf(n.inputs[i])
+                y = fn(y, self.operand(n.inputs[i], (rows, cols)))
+        return y
+
+    def op_RMSNormalization(self, n: Node) -> None:
+        x = self.leaf(n.inputs[0])
+        rows, cols = self.dims(n.inputs[0])
+        eps = float(n.attr("epsilon"))
+        rstd = self.rowsum(E.mul(x, x), rows, cols,
+                           E.unary("Rsqrt", E.add(E.mul(ACC, E.Imm(1.0 / cols)), E.Imm(eps))),
+                           f"{n.name} mean square")
+        self.exprs[n.outputs[0]] = self._affine(n, E.mul(x, E.Leaf(rstd, "col")), rows, cols)
+
+    # ---- softmax and attention: reductions over rows, after a transpose ----
+    def op_Softmax(self, n: Node) -> None:
+        shape = self.graph.value(n.inputs[0]).shape
+        if n.attr("axis") not in (-1, len(shape) - 1):
+            raise UsageError(f"node {n.name!r}: Softmax over axis {n.attr('axis')} is not "
+                             "lowered", hint="softmax over the last axis")
+        rows, cols = self.dims(n.inputs[0])
+        s = self.operand(n.inputs[0], (rows, cols))
+        if len(n.inputs) > 1:
+            s = E.add(s, self.operand(n.inputs[1], (rows, cols)))
+        if n.attr("causal"):
+            s = E.add(s, E.Leaf(self.const("causal", causal_mask(rows, cols))))
+        xt = self.tensor(self.fresh(f"{n.outputs[0]}.T"), cols, rows)
+        self.steps.append(self._transpose(xt, self.tparts(s, rows, cols), self.mode.exact,
+                                        n.name))
+        pt = self.softmax_rows(xt, cols, rows, 1, n.name)
+        out = self.tensor(self.fresh(n.outputs[0]), rows, cols)
+        self.steps.append(self._transpose(out, self.tparts(E.Leaf(pt), cols, rows),
+                                        self.mode.exact, n.name))
+        self.exprs[n.outputs[0]] = E.Leaf(out)
+
+    def softmax_rows(self, st: str, rows: int, cols: int, groups: int, note: str,
+                     parts: int = 0, dtype: str = "fp32") -> str | tuple[str, ...]:
+        """Softmax down the columns of `groups` stacked blocks of `rows` rows of st: fp32, or
+        directly as `parts` parts of `dtype` (what an MXM operand needs: no fp32 pass between)."""
+        m = self.tensor(self.fresh(f"{st}.max"), groups, cols)
+        z = self.tensor(self.fresh(f"{st}.sum"), groups, cols)
+        e = self.tensor(self.fresh(f"{st}.exp"), groups * rows, cols)
+        for g in range(groups):
+            self.steps.append(ReduceStep(m, "max", E.Leaf(st), rows, f"{note} max",
+                                         row0=g * rows, out_row=g))
+        for g in range(groups):
+            ex = E.unary("Exp", E.sub(E.Leaf(st), E.Leaf(m, "row", g)))
+            self.steps.append(ReduceStep(z, "sum", ex, rows, f"{note} exp, sum", also=e,
+                                         row0=g * rows, out_row=g))
+        outs = [self.tensor(self.fresh(f"{st}.p"), groups * rows, cols)] if not parts else [
+            self.tensor(self.fresh(f"{st}.p.{dtype}{i}"), groups * rows, cols, dtype=dtype)
+            for i in range(parts)]
+        for g in range(groups):
+            p = E.mul(E.Leaf(e), reciprocal(E.Leaf(z, "row", g), positive=True))
+            for i, out in enumerate(outs):
+                r = p
+                for prev in outs[:i]:
+                    r = E.sub(r, E.Ex("Cvt", (E.Leaf(prev),), dtype=dtype, dtype2="fp32"))
+                ex = r if not parts else E.Ex("Cvt", (r,), dtype2=dtype)
+                self.steps.append(MapStep(out, self.staged(ex, groups * rows, cols),
+                                          f"{note} normalise", row0=g * rows, rows=rows))
+        return outs[0] if not parts else tuple(outs)
+
+    def op_Attention(self, n: Node) -> None:
+        q, k, v = (self.leaf(i).name for i in n.inputs[:3])
+        sq, d = self.dims(n.inputs[0])
+        sk, _ = self.dims(n.inputs[1])
+        heads = int(n.attr("num_heads"))
+        dh = d // heads
+        lanes = self.target.lanes
+        if lanes % dh and heads > 1:
+            raise UsageError(f"node {n.name!r}: head size {dh} does not divide the {lanes} "
+                             "lanes, so a head would straddle two vectors",
+                             hint=f"head sizes that divide {lanes}: 16, 32, 64, 80, 160, 320")
+        scale = float(n.attr("scale")) or 1.0 / math.sqrt(dh)
+        mask = np.zeros((sk, sq), dtype=np.float32)  # transposed: keys down, queries across
+        if n.attr("causal"):
+            mask += causal_mask(sq, sk).T
+        extra = None
+        if len(n.inputs) > 3:
+            mv = self.value_const(n.inputs[3])
+            if mv is not None:
+                mask += np.broadcast_to(np.asarray(mv, dtype=np.float32), (sq, sk)).T
+            else:
+                extra = self._mask_t(n.inputs[3], sq, sk)
+        maskt = self.const(f"{n.name}.maskT", mask)
+        hm = np.zeros((heads, d), dtype=np.float32)
+        for h in range(heads):
+            hm[h, h * dh:(h + 1) * dh] = 1.0
+        p, mxm = self._fparts(), self._fmxm()
+        hmask = self.const(f"{n.name}.heads", hm, mxm)
+        qs = self.split(E.Leaf(q), sq, d, p, mxm)
+        ks = self.split(E.Leaf(k), sk, d, p, mxm)
+        vs = self.split(E.Leaf(v), sk, d, p, mxm)
+        # scores, transposed: s^T[h*sk + j, i] = scale * k_h[j] . q_h[i] + mask^T
+        st = self.tensor(self.fresh(f"{n.outputs[0]}.scoresT"), heads * sk, sq)
+        for h in range(heads):
+            # epilogue leaves are read at the output's rows (h * sk + j): shift back to j
+            epi = E.add(E.mul(ACC, E.Imm(scale)), E.Leaf(maskt, row=-h * sk))
+            if extra:
+                epi = E.add(epi, E.Leaf(extra, row=-h * sk))
+            tile = (h * dh) // lanes  # the only K tile the head's mask lets through
+            self.steps.append(MmStep(st, (Term(ks, qs, "IWT", p, (hmask, h), k_tiles=(tile,)),),
+                                     epi, mxm, f"{n.name} scores h{h}", out_row=h * sk, rows=sk))
+        exact = self.mode.exact
+        if mxm == exact:  # the probabilities in parts, transposed part by part (exactly)
+            ps = []
+            for i, part in enumerate(self.softmax_rows(st, sk, sq, heads, n.name, p, exact)):
+                probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs{i}"), heads * sq, sk,
+                                    dtype=exact)
+                for h in range(heads):
+                    self.steps.append(self._transpose(probs, (part,), exact,
+                                                      f"{n.name} probs h{h}", x_row=h * sk,
+                                                      x_rows=sk, out_row=h * sq))
+                ps.append(probs)
+            ps = tuple(ps)
+        else:
+            pt = self.softmax_rows(st, sk, sq, heads, n.name)
+            probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs"), heads * sq, sk)
+            pts = self.tparts(E.Leaf(pt), heads * sk, sq)
+            for h in range(heads):
+                self.steps.append(self._transpose(probs, pts, exact, f"{n.name} probs h{h}",
+                                                  x_row=h * sk, x_rows=sk, out_row=h * sq))
+            ps = self.split(E.Leaf(probs), heads * sq, sk, p, mxm)
+        out = self.tensor(self.fresh(n.outputs[0]), sq, d)
+        terms = tuple(Term(ps, vs, "IW", p, None, (hmask, h), x_row=h * sq)
+                      for h in range(heads))
+        self.steps.append(MmStep(out, terms, ACC, mxm, f"{n.name} context"))
+        self.exprs[n.outputs[0]] = E.Leaf(out)
+
+    def _fmxm(self) -> str:
+        """The MXM dtype of activation x activation products (int8 mode keeps them float)."""
+        return self.mode.exact if self.mode.quantized else self.mode.mxm
+
+    def _mask_t(self, value: str, sq: int, sk: int) -> str:
+        rows, cols = self.dims(value)
+        if (rows, cols) != (sq, sk):
+            raise UsageError(f"attention mask {value}: shape {(rows, cols)}, wanted {(sq, sk)}")
+        out = self.tensor(self.fresh(f"{value}.T"), sk, sq)
+        self.steps.append(self._transpose(out, self.tparts(self.leaf(value), sq, sk),
+                                        self.mode.exact, f"{value} transposed"))
+        return out
+
+
+@dataclass
+class _LazyConst:
+    """A graph constant not yet placed (scalars become immediates, never tensors)."""
+
+    name: str
+    alias: str | None = None
+
+
+def _span(first, last):
+    """The view from the first row of `first` to the last row of `last` (one storage)."""
+    row0 = first.chunks[0].addr
+    base_rows = last.chunks[0].addr + last.rows - row0
+    return type(first)(first.name, first.dtype, base_rows, first.cols, first.chunks,
+                       first.lanes, first.base)
+
+
+def reciprocal(b, positive: bool = False):
+    """1 / b from Rsqrt: rsqrt(b)^2 when b > 0, else b * rsqrt(b*b)^2."""
+    if positive:
+        r = E.unary("Rsqrt", b)
+        return E.mul(r, r)
+    r = E.unary("Rsqrt", E.mul(b, b))
+    return E.mul(b, E.mul(r, r))
+
+
+def causal_mask(rows: int, cols: int) -> np.ndarray:
+    """0 where query i may see key j (j <= i + cols - rows), -inf elsewhere."""
+    keep = np.arange(cols)[None, :] <= np.arange(rows)[:, None] + (cols - rows)
+    return np.where(keep, 0.0, -np.inf).astype(np.float32)
+
+
+def lower(graph: Graph, mode: Mode, target: Target, pinned: dict | None = None,
+          act_scale: dict | None = None) -> Lowered:
+    low = Lowering(graph, mode, target, dict(pinned or {}))
+    low.act_scale = dict(act_scale or {})
+    return low.run()

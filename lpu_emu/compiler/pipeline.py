@@ -1,0 +1,225 @@
+"""compile_graph: the compiler's pipeline, one flat sequence of named stages.
+
+    graph -> lower -> place -> kernels -> schedule -> emit -> Program (+ Report)
+
+`Compiled.run` runs the program on either core and returns the graph's outputs; a `Session`
+keeps one machine (its SRAM) across runs, so a KV cache written by one program is read by the
+next.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lpu_emu.compiler import build
+from lpu_emu.compiler.emit import emit, program
+from lpu_emu.compiler.graph import Graph
+from lpu_emu.compiler.lowering import Lowered, MapStep, ReduceStep, TransposeStep, lower
+from lpu_emu.compiler.placement import Loc, Memory
+from lpu_emu.compiler.precision import Mode
+from lpu_emu.compiler.precision import mode as get_mode
+from lpu_emu.compiler.schedule import Placed, schedule
+from lpu_emu.compiler.target import Target
+from lpu_emu.core.tensors import encode_tensor
+from lpu_emu.errors import UsageError
+from lpu_emu.program import LaneMap, Program, Segment, Tensor
+from lpu_emu.spec import Chip
+
+
+@dataclass
+class Compiled:
+    graph: Graph
+    mode: Mode
+    target: Target
+    program: Program
+    lowered: Lowered
+    locs: dict[str, Loc]
+    placed: list[Placed]
+    notes: list[str]
+    memory: Memory
+    symbol_of: dict[str, str] = field(default_factory=dict)  # chip tensor -> program symbol
+    note_ix: np.ndarray | None = None  # per instruction: index into notes (its graph op)
+
+    def assembly(self, name: str | None = None) -> tuple[str, Program]:
+        """The program as commented assembly, and the Program that assembling the text under
+        the file name `name` gives (identical to `self.program` but for the source map)."""
+        from lpu_emu.compiler.assembly import assembly
+        return assembly(self.program, self.notes, self.note_ix, name or self.program.files[0],
+                        self.mode.name, self.cycles)
+
+    @property
+    def cycles(self) -> int:
+        return max((p.end for p in self.placed), default=0)
+
+    def inputs_for(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Graph inputs -> the program's input tensors (one per 320-column chunk)."""
+        out = {}
+        for name, chip_name in self.lowered.inputs.items():
+            if name not in inputs and self.lowered.tensors[chip_name].pinned is not None:
+                continue  # resident: left in SRAM by an earlier program (a KV cache)
+            if name not in inputs:
+                raise UsageError(f"no value for input {name!r}",
+                                 hint=f"inputs: {', '.join(self.lowered.inputs)}")
+            arr = np.asarray(inputs[name], dtype=np.float32)
+            shape = self.lowered.shapes[name]
+            if tuple(arr.shape) != tuple(shape):
+                raise UsageError(f"input {name!r} has shape {tuple(arr.shape)}, the compiled "
+                                 f"graph takes {tuple(shape)}")
+            loc = self.locs[chip_name]
+            flat = arr.reshape(loc.rows, loc.cols)
+            for c, sym in enumerate(loc.symbols()):
+                out[self._sym(sym.name, chip_name)] = flat[:, c * loc.lanes:
+                                                           c * loc.lanes + loc.chunk_cols(c)]
+        return out
+
+    def _sym(self, sym: str, chip_name: str) -> str:
+        base = self.symbol_of.get(chip_name, chip_name)
+        return base + sym[len(chip_name):]
+
+    def outputs_from(self, tensor) -> dict[str, np.ndarray]:
+        """Read the graph's outputs from a finished run (`tensor(name)` of a RunResult)."""
+        out = {}
+        for name, chip_name in self.lowered.outputs.items():
+            loc = self.locs[chip_name]
+            parts = [np.asarray(tensor(self._sym(s.name, chip_name)), dtype=np.float32)
+                     for s in loc.symbols()]
+            out[name] = np.concatenate(parts, axis=1).reshape(self.lowered.shapes[name])
+        return out
+
+    def run(self, inputs: dict[str, np.ndarray], engine: str = "fast") -> dict[str, np.ndarray]:
+        from lpu_emu.core.run import run
+        result = run(self.program, self.target.chip, inputs=self.inputs_for(inputs),
+                     engine=engine)
+        if not result.ok:
+            raise UsageError(f"the compiled program broke a schedule rule: "
+                             f"{result.violations[0].message} (a compiler bug: please report)")
+        return self.outputs_from(result.tensor)
+
+
+def _sanitise(name: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.]", "_", name).strip(".") or "t"
+    return name if name[0].isalpha() or name[0] == "_" else "t" + name
+
+
+def place(low: Lowered, target: Target, memory: Memory) -> dict[str, Loc]:
+    """Every chip tensor gets a Loc; tensors that one run of steps (one kernel) uses together
+    get different homes (a kernel reads or writes each MEM slice at most once a cycle)."""
+    together: dict[str, set[str]] = {n: set() for n in low.tensors}
+    order: list[str] = []
+    for run in build.runs(low.steps):
+        names = list(dict.fromkeys(n for step in run for n in _step_tensors(step)))
+        for n in names:
+            together[n] |= set(names) - {n}
+            if n not in order:
+                order.append(n)
+    for n in low.tensors:
+        if n not in order:
+            order.append(n)
+    locs: dict[str, Loc] = {}
+    for n in order:  # decided elsewhere (a KV cache): first, so the others keep clear of them
+        spec = low.tensors[n]
+        if spec.pinned is not None:
+            locs[n] = spec.pinned.view(n, 0, spec.pinned.rows)
+    for n in order:
+        spec = low.tensors[n]
+        if n in locs:
+            continue
+        if spec.view is not None:
+            base, row0 = spec.view
+            locs[n] = locs[base].view(n, row0, spec.rows)
+            continue
+        if spec.stripes > 1 and spec.rows > 1:
+            # weights: the passes of a kernel load one weight tensor at a time, so the striped
+            # weights of a run may share slices (the queue order keeps their loads apart)
+            avoid = set().union(*(locs[m].homes() for m in together[n]
+                                  if m in locs and low.tensors[m].stripes == 1))
+            locs[n] = memory.alloc_striped(n, spec.dtype, spec.rows, spec.cols, spec.stripes,
+                                           avoid)
+        else:
+            avoid = set().union(*(locs[m].homes() for m in together[n] if m in locs))
+            locs[n] = memory.alloc(n, spec.dtype, spec.rows, spec.cols, avoid)
+    return locs
+
+
+def _step_tensors(step) -> list[str]:
+    """The chip tensors a step touches, in a fixed order (placement must not depend on hash
+    order)."""
+    from lpu_emu.compiler import expr as E
+    names = [step.out]
+    if isinstance(step, MapStep):
+        names += [lf.name for lf in E.leaves(step.expr)]
+    elif isinstance(step, ReduceStep):
+        names += [lf.name for lf in E.leaves(step.expr)] + ([step.also] if step.also else [])
+    elif isinstance(step, TransposeStep):
+        names += [*step.x, step.eye]
+    else:
+        names += [lf.name for lf in E.leaves(step.epilogue) if lf.name != "@acc"]
+        for t in step.terms:
+            names += [*t.x, *t.w] + [m[0] for m in (t.x_mask, t.w_mask) if m]
+    return list(dict.fromkeys(names))
+
+
+def _segments(low: Lowered, locs: dict[str, Loc], lanes: int) -> list[Segment]:
+    segs = []
+    for name, spec in low.tensors.items():
+        if spec.data is None:
+            continue
+        loc = locs[name]
+        parts = [(s, spec.data[k::len(loc.stripes)]) for k, s in enumerate(loc.stripes)] or [
+            (loc, spec.data)]
+        for part, data in parts:
+            for c, sym in enumerate(part.symbols()):
+                vals = data[:, c * lanes:c * lanes + part.chunk_cols(c)]
+                image = encode_tensor(sym, vals, lanes)
+                for p, s in enumerate(sym.slices):
+                    segs.append(Segment(s, sym.bank, sym.addr, image[:, p].tobytes()))
+    return segs
+
+
+def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp32", *,
+                  memory: Memory | None = None, pinned: dict[str, Loc] | None = None,
+                  calibration: dict[str, np.ndarray] | None = None,
+                  name: str | None = None) -> Compiled:
+    """Compile a graph for a chip in a precision mode; see the module doc for the stages."""
+    target = Target.of(chip)
+    mode = get_mode(dtype)
+    scales = _calibrate(graph, calibration) if mode.quantized else {}
+    lowered = lower(graph, mode, target, pinned, scales)
+    memory = memory or Memory(target)
+    locs = place(lowered, target, memory)
+    kernels = build.kernels(target, lowered.steps, locs)
+    placed = schedule(kernels, target)
+    em, notes = emit(placed, target)
+    symbol_of = {c: _sanitise(g) for g, c in lowered.inputs.items()}
+    symbol_of.update({c: _sanitise(g) for g, c in lowered.outputs.items()})
+    symbols: list[Tensor] = []
+    for n, loc in locs.items():
+        for s in loc.symbols():
+            base = symbol_of.get(n, n)
+            symbols.append(Tensor(base + s.name[len(n):], s.dtype, s.shape, s.slices, s.bank,
+                                  s.addr))
+    fname = f"{name or _sanitise(graph.name)}.lpu"
+    lanemaps = [LaneMap(f"map{i}", m) for i, m in enumerate(lowered.lanemaps)]
+    prog = program(em, target, fname, symbols, _segments(lowered, locs, target.lanes), lanemaps,
+                   1)
+    return Compiled(graph, mode, target, prog, lowered, locs, placed, notes, memory, symbol_of,
+                    em.note)
+
+
+def _calibrate(graph: Graph, calibration: dict[str, np.ndarray] | None) -> dict[str, float]:
+    """int8 activation scales: max |x| / 127 of every value, evaluated on calibration inputs
+    (default: standard normal inputs, seed 0)."""
+    from lpu_emu.compiler.evaluate import EVAL
+    rng = np.random.default_rng(0)
+    env = {k: np.asarray(v, dtype=np.float64) for k, v in graph.constants.items()}
+    for name in graph.inputs:
+        v = graph.value(name)
+        env[name] = np.asarray(calibration[name] if calibration and name in calibration
+                               else rng.standard_normal(v.shape), dtype=np.float64)
+    for node in graph.nodes:
+        r = EVAL[node.op](node, [env[i] for i in node.inputs])
+        env.update(zip(node.outputs, r if isinstance(r, list) else [r], strict=True))
+    return {k: max(float(np.abs(v).max()), 1e-30) / 127.0 for k, v in env.items()}
