@@ -77,15 +77,17 @@ def _split(node: Node, x: list[Array]) -> list[Array]:
 def _gather(node: Node, x: list[Array]) -> Array:
     table, idx = x
     idx = idx.astype(np.int64)
-    if idx.size and (idx.min() < -len(table) or idx.max() >= len(table)):
+    axis = node.attr("axis")
+    rows = table.shape[axis]
+    if idx.size and (idx.min() < -rows or idx.max() >= rows):
         raise UsageError(f"node {node.name!r} (Gather): an index is outside the table's "
-                         f"{len(table)} rows")
-    return table[idx]
+                         f"{rows} rows")
+    return np.take(table, idx, axis=axis)
 
 
 def _slice(node: Node, x: list[Array]) -> Array:
     index = [slice(None)] * x[0].ndim
-    index[node.attr("axis")] = slice(node.attr("start"), node.attr("end"))
+    index[node.attr("axis")] = slice(node.attr("start"), node.attr("end"), node.attr("step"))
     return x[0][tuple(index)]
 
 
@@ -94,7 +96,16 @@ def _softmax(node: Node, x: list[Array]) -> Array:
 
 
 def _cast(node: Node, x: list[Array]) -> Array:
+    if node.attr("to") == "bool":
+        return x[0] != 0
     return x[0].astype(np.float64 if node.attr("to").startswith("fp") else np.int64)
+
+
+def _reduce(fn: Callable[..., Array]) -> Callable[[Node, list[Array]], Array]:
+    def run(node: Node, x: list[Array]) -> Array:
+        axes = tuple(node.attr("axes")) or None
+        return fn(x[0], axis=axes, keepdims=bool(node.attr("keepdims")))
+    return run
 
 
 EVAL: dict[str, Callable[[Node, list[Array]], Array | list[Array]]] = {
@@ -126,6 +137,12 @@ EVAL: dict[str, Callable[[Node, list[Array]], Array | list[Array]]] = {
     "Slice": _slice,
     "Gather": _gather,
     "Cast": _cast,
+    "Pow": lambda n, x: np.power(x[0], x[1]),
+    "Abs": lambda n, x: np.abs(x[0]),
+    "ReduceMean": _reduce(np.mean), "ReduceSum": _reduce(np.sum), "ReduceMax": _reduce(np.max),
+    "Equal": lambda n, x: x[0] == x[1],
+    "Where": lambda n, x: np.where(x[0].astype(bool), x[1], x[2]),
+    "Expand": lambda n, x: np.broadcast_to(x[0], tuple(n.attr("shape"))).copy(),
 }
 
 

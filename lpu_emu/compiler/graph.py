@@ -16,7 +16,7 @@ import numpy as np
 
 from lpu_emu.errors import UsageError
 
-DTYPES = ("fp32", "int64", "int32")  # dtypes a graph value may have (int64: indices, as ONNX)
+DTYPES = ("fp32", "int64", "int32", "bool")  # int64: indices, as ONNX; bool: Equal, masks
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,17 @@ OPS: dict[str, OpDef] = {
     "Reshape": OpDef(1, 1, {"shape": ()}),
     "Split": OpDef(1, 1, {"axis": -1, "split": ()}),
     "Concat": OpDef(1, 64, {"axis": -1}),
-    "Slice": OpDef(1, 1, {"axis": -1, "start": 0, "end": 0}),
-    "Gather": OpDef(2, 2),  # embedding lookup: table[indices]
+    "Slice": OpDef(1, 1, {"axis": -1, "start": 0, "end": 0, "step": 1}),
+    "Gather": OpDef(2, 2, {"axis": 0}),  # embedding lookup: table[indices] (axis 0)
     "Cast": OpDef(1, 1, {"to": "fp32"}),
+    # added for the ONNX front end (ONNX names and defaults; axes as an attribute, as opset 13)
+    "Pow": OpDef(2, 2), "Abs": OpDef(1, 1),
+    "ReduceMean": OpDef(1, 1, {"axes": (), "keepdims": 1}),  # axes (): every axis
+    "ReduceSum": OpDef(1, 1, {"axes": (), "keepdims": 1}),
+    "ReduceMax": OpDef(1, 1, {"axes": (), "keepdims": 1}),
+    "Equal": OpDef(2, 2),  # a bool result
+    "Where": OpDef(3, 3),  # condition, x, y
+    "Expand": OpDef(1, 1, {"shape": ()}),  # broadcast to `shape` (the output shape)
 }
 
 

@@ -114,8 +114,10 @@ def _concat(node: Node, shapes: Shapes) -> Shapes:
 def _slice(node: Node, shapes: Shapes) -> Shapes:
     s = list(shapes[0])
     axis = _axis(node, len(s))
-    start, end = node.attr("start"), node.attr("end")
-    n = len(range(*slice(start, end).indices(s[axis])))
+    start, end, step = node.attr("start"), node.attr("end"), node.attr("step")
+    if step == 0:
+        raise _fail(node, "step 0")
+    n = len(range(*slice(start, end, step).indices(s[axis])))
     if n <= 0:
         raise _fail(node, f"slice {start}:{end} of axis {axis} ({s[axis]}) is empty")
     s[axis] = n
@@ -124,9 +126,27 @@ def _slice(node: Node, shapes: Shapes) -> Shapes:
 
 def _gather(node: Node, shapes: Shapes) -> Shapes:
     table, idx = shapes
-    if len(table) != 2:
-        raise _fail(node, f"the table must be 2-D (rows, features), not {table}")
-    return [(*idx, table[1])]
+    if not table:
+        raise _fail(node, "the table must have 1 or more dimensions")
+    axis = _axis(node, len(table))
+    return [(*table[:axis], *idx, *table[axis + 1:])]
+
+
+def _reduce(node: Node, shapes: Shapes) -> Shapes:
+    s = shapes[0]
+    axes = {a % len(s) for a in node.attr("axes")} if node.attr("axes") else set(range(len(s)))
+    if any(not -len(s) <= a < len(s) for a in node.attr("axes")):
+        raise _fail(node, f"axes {node.attr('axes')} out of range for rank {len(s)}")
+    if node.attr("keepdims"):
+        return [tuple(1 if i in axes else d for i, d in enumerate(s))]
+    return [tuple(d for i, d in enumerate(s) if i not in axes)]
+
+
+def _expand(node: Node, shapes: Shapes) -> Shapes:
+    out = broadcast(node, shapes[0], tuple(node.attr("shape")))
+    if out != tuple(node.attr("shape")):
+        raise _fail(node, f"{shapes[0]} expands to {out}, not to {node.attr('shape')}")
+    return [out]
 
 
 INFER: dict[str, Callable[[Node, Shapes], Shapes]] = {
@@ -136,6 +156,8 @@ INFER: dict[str, Callable[[Node, Shapes], Shapes]] = {
     "Softmax": _same, "LayerNormalization": _same, "RMSNormalization": _same,
     "Attention": _attention, "Transpose": _transpose, "Reshape": _reshape, "Split": _split,
     "Concat": _concat, "Slice": _slice, "Gather": _gather, "Cast": _same,
+    "Pow": _elementwise, "Abs": _same, "ReduceMean": _reduce, "ReduceSum": _reduce,
+    "ReduceMax": _reduce, "Equal": _elementwise, "Where": _elementwise, "Expand": _expand,
 }
 
 
