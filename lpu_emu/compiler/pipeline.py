@@ -207,6 +207,8 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
             taken.add(alt)
     symbols: list[Tensor] = []
     for n, loc in locs.items():
+        if loc.base != loc.name and lowered.tensors[n].role == "temp":
+            continue  # rows of another tensor (a KV cache with its new row): named by it
         for s in loc.symbols():
             if not s.shape[0]:  # a stripe past the last row (3 rows in 4 stripes): no storage
                 continue
