@@ -220,10 +220,7 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                 for pipe, s_load in _load(target, note, ps, planes, mxm_dtype, groups,
                                           load_alus):
                     lw_ts = [s.t for s in pipe.slots if s.mnemonic == "LW"]
-                    pipe.start = max(t - min(lw_ts), after(target, loads, pipe))
-                    if _reads(pipe) & {q for f in feeds for q in _reads(f)}:
-                        # weights from slices the feeds read too (q = k = v): no overlap
-                        pipe.start = max(pipe.start, after(target, feeds, pipe))
+                    pipe.start = _start(target, pipe, t - min(lw_ts), loads, feeds)
                     loads.append(pipe)
                     streams.append(s_load)
                     t = pipe.start + max(lw_ts) + pipe.count
@@ -249,9 +246,7 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             pipe = Pipe(timed(target, sinks, s_main, Alus(target, feed_alus)), job.rows,
                         period=period)
             acc_ts = [s.t for s in pipe.slots if s.mnemonic == "ACC"]
-            pipe.start = max(t - min(acc_ts), after(target, feeds, pipe))
-            if _reads(pipe) & {q for f in loads for q in _reads(f)}:
-                pipe.start = max(pipe.start, after(target, loads, pipe))
+            pipe.start = _start(target, pipe, t - min(acc_ts), feeds, loads)
             feeds.append(pipe)
             streams.append(s_main)
             t = pipe.start + max(acc_ts) + job.rows * period
@@ -292,6 +287,16 @@ def _load_groups(target: Target, planes: list[int], mxm_dtype: str,
 def _reads(pipe: Pipe) -> set[int]:
     """The MEM queues a pipe reads from."""
     return {s.queue for s in pipe.slots if s.mnemonic == "Read"}
+
+
+def _start(target: Target, pipe: Pipe, earliest: int, own: list[Pipe],
+           other: list[Pipe]) -> int:
+    """A load or feed pipe's start: after its own family (`after`), and after the other family
+    too where both read the same slices (weights and activations of one tensor: q = k = v)."""
+    start = max(earliest, after(target, own, pipe))
+    if _reads(pipe) & {q for f in other for q in _reads(f)}:
+        start = max(start, after(target, other, pipe))
+    return start
 
 
 def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str,
