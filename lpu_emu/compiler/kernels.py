@@ -55,12 +55,17 @@ def build(e, c: int, locs: dict[str, Loc], memo: dict, note: str, extra: dict | 
     return node
 
 
-def _placements(target: Target, pipe: Pipe) -> dict[int, set[tuple[int, int]]]:
-    """Stream code -> the (queue, position) pairs that place values on it in this pipe."""
+Placed = tuple[set[tuple[int, int]], int, int]  # (queue, position)s, first and last landing
+
+
+def _placements(target: Target, pipe: Pipe) -> dict[int, Placed]:
+    """Stream code -> the (queue, position) pairs that place values on it in this pipe, and the
+    first and last cycle (relative to the pipe) a value lands on it: issue plus latency."""
     if pipe.placements is not None:
         return pipe.placements
-    out: dict[int, set[tuple[int, int]]] = {}
+    out: dict[int, Placed] = {}
     for s in pipe.slots:
+        lands = s.t + target.latency(s.mnemonic)
         ops = dict(s.operands)
         for o in target.ins(s.mnemonic).operands:
             if o.kind != "stream" or o.role != "out":
@@ -74,8 +79,9 @@ def _placements(target: Target, pipe: Pipe) -> dict[int, set[tuple[int, int]]]:
             else:
                 w = target.width(s.dtype)
             for i in range(w):
-                out.setdefault(ops[o.name] + i, set()).add(
-                    (s.queue, target.chip.slices[s.queue].position))
+                where, lo, hi = out.get(ops[o.name] + i, (set(), lands, lands))
+                where.add((s.queue, target.chip.slices[s.queue].position))
+                out[ops[o.name] + i] = (where, min(lo, lands), max(hi, lands))
     pipe.placements = out
     return out
 
@@ -88,7 +94,8 @@ def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
     chunk or tensor) must carry the earlier pipe's values to their consumers first: a value
     placed on the same diagonal upstream of one still in flight would replace it. So then this
     pipe places nothing until the earlier one has issued its last instruction. Pipes placing
-    from the same places (the next rows of the same tensors) follow back to back."""
+    from the same places (the next rows of the same tensors) follow back to back: their first
+    value lands after the earlier pipe's last (two ops of different latencies on one ALU)."""
     if not pipes:
         return -pipe.first()
     mine = _placements(target, pipe)
@@ -100,8 +107,13 @@ def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
     for p in pipes:
         tail = p.start + (p.count - 1) * p.period
         theirs = _placements(target, p)
-        if any(code in mine and mine[code] != where for code, where in theirs.items()):
-            lo = max(lo, tail + max(s.t for s in p.slots) + 1 - first)
+        for code, (where, _, last) in theirs.items():
+            if code not in mine:
+                continue
+            if mine[code][0] != where:
+                lo = max(lo, tail + max(s.t for s in p.slots) + 1 - first)
+            else:
+                lo = max(lo, tail + last + 1 - mine[code][1])
         for s in p.slots:
             if s.queue in by_queue:
                 lo = max(lo, tail + s.t + target.occupancy(s.mnemonic, s.dtype)

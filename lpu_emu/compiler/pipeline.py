@@ -181,6 +181,14 @@ def _segments(low: Lowered, locs: dict[str, Loc], lanes: int) -> list[Segment]:
     return segs
 
 
+def _in_symbol_order(segments: list[Segment], symbols: list[Tensor]) -> list[Segment]:
+    """Segments in the order the assembler makes them (each symbol's slices in turn), so the
+    compiled Program equals the one its assembly text assembles to."""
+    rank = {(s, t.bank, t.addr): k for k, (t, s) in
+            enumerate((t, s) for t in symbols for s in t.slices)}
+    return sorted(segments, key=lambda g: rank[(g.slice, g.bank, g.addr)])
+
+
 def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp32", *,
                   memory: Memory | None = None, pinned: dict[str, Loc] | None = None,
                   calibration: dict[str, np.ndarray] | None = None,
@@ -217,8 +225,8 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
                                   s.addr))
     fname = f"{name or _sanitise(graph.name)}.lpu"
     lanemaps = [LaneMap(f"map{i}", m) for i, m in enumerate(lowered.lanemaps)]
-    prog = program(em, target, fname, symbols, _segments(lowered, locs, target.lanes), lanemaps,
-                   1)
+    prog = program(em, target, fname, symbols, _in_symbol_order(
+        _segments(lowered, locs, target.lanes), symbols), lanemaps, 1)
     return Compiled(graph, mode, target, prog, lowered, locs, placed, notes, memory, symbol_of,
                     em.note)
 
