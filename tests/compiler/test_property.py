@@ -143,6 +143,26 @@ def test_random_graphs_compile_run_and_match(case):
     _check(*case)
 
 
+def test_regression_int8_segments_in_symbol_order():
+    """A graph hypothesis once found (CI): the int8 scale tensor's segment came first in the
+    compiled Program but after the weights in the assembled one (segments in symbol order)."""
+    b = GraphBuilder("random")
+    x = b.input("x0", (1, 1))
+    y = b.matmul(x, b.constant("c1", np.ones((1, 1), np.float32)))
+    b.output(b.mul(x, b.sigmoid(y)))
+    _check(b.build(), "int8")
+
+
+def test_regression_two_outputs_of_one_alu_at_one_cycle():
+    """A graph hypothesis once found: the RMSNorm's final Mul (latency 3) and the Add (latency
+    2) ran on one ALU a cycle apart and landed on one stream at one cycle (two-producers)."""
+    b = GraphBuilder("random")
+    x = b.input("x0", (1, 1))
+    b.output(b.rmsnorm(x))
+    b.output(b.add(x, x))
+    _check(b.build(), "fp32")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not SLOW, reason="set LPU_SLOW=1")
 @_settings(1500)
