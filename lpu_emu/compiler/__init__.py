@@ -19,3 +19,7 @@ Its modules are the stages, in processing order (docs/compiler.md walks through 
     pipeline.py   compile_graph, the flat sequence of the stages; session.py: KV-cache runs
     report.py     the roofline report
 """
+
+from lpu_emu.compiler.pipeline import Compiled, compile_graph
+
+__all__ = ["Compiled", "compile_graph"]

@@ -66,6 +66,8 @@ def add(a, b):
 def sub(a, b):
     if isinstance(b, Imm):
         return Ex("AddI", (a,), -b.value)
+    if isinstance(a, Imm):  # c - b = (-b) + c: negation is exact, so one rounding as in Sub
+        return Ex("AddI", (Ex("Neg", (b,)),), a.value)
     return Ex("Sub", (a, b))
 
 

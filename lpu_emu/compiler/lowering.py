@@ -682,7 +682,7 @@ class Lowering:
     def op_MatMul(self, n: Node) -> None:
         a, b = n.inputs[:2]
         ga, gb = self.graph.value(a).shape, self.graph.value(b).shape
-        if len(ga) > 2 and len(gb) > 2:
+        if len(gb) > 2:  # one product per batch (a 2-D or 1-D a is broadcast to each)
             raise UsageError(f"node {n.name!r}: batched MatMul {ga} x {gb} is not lowered",
                              hint="Attention covers the batched products of attention heads")
         if n.attr("trans_a"):
@@ -940,11 +940,20 @@ class Lowering:
         return self.mode.exact if self.mode.quantized else self.mode.mxm
 
     def _mask_t(self, value: str, sq: int, sk: int) -> str:
+        """A computed mask, transposed (keys down, queries across). A padding mask of one row
+        (1, sk), as BERT exports compute it from attention_mask, is first repeated to (sq, sk)."""
         rows, cols = self.dims(value)
-        if (rows, cols) != (sq, sk):
-            raise UsageError(f"attention mask {value}: shape {(rows, cols)}, wanted {(sq, sk)}")
+        src = self.leaf(value)
+        if (rows, cols) == (1, sk) and sq > 1:
+            full = self.tensor(self.fresh(f"{value}.rows"), sq, sk)
+            self.steps.append(MapStep(full, E.Ex("Mov", (E.Leaf(src.name, "row"),)),
+                                      f"{value} repeated to {sq} rows"))
+            src = E.Leaf(full)
+        elif (rows, cols) != (sq, sk):
+            raise UsageError(f"attention mask {value}: shape {(rows, cols)}, wanted {(sq, sk)} "
+                             f"or (1, {sk})")
         out = self.tensor(self.fresh(f"{value}.T"), sk, sq)
-        self.steps.append(self._transpose(out, self.tparts(self.leaf(value), sq, sk),
+        self.steps.append(self._transpose(out, self.tparts(src, sq, sk),
                                         self.mode.exact, f"{value} transposed"))
         return out
 
