@@ -21,7 +21,7 @@ from lpu_emu.cli.common import reporting_errors
 COMMANDS = {
     "demo": "Run every example program on the default chip and check its results.",
     "run": "Run a program (.lpu or .lpx) on a chip preset.",
-    "compile": "Compile a built-in transformer layer and report its schedule.",
+    "compile": "Compile an ONNX model or a built-in layer; report its schedule.",
     "trace": "Step through a run, forward and back, with breakpoints.",
     "asm": "Assemble a .lpu source into a .lpx object file.",
     "disasm": "Disassemble a .lpx object file back into assembly source.",
@@ -63,6 +63,7 @@ Examples:
   lpu chips lp30              a chip preset: parameters, figures, slices
   lpu asm programs/vecadd.lpu assemble to programs/vecadd.lpx
   lpu compile --builtin bert-layer  compile a BERT layer, report it
+  lpu compile model.onnx --shape input_ids=1,16   compile an exported model
 """)
 @click.version_option(__version__, prog_name="lpu")
 @click.option("--debug", is_flag=True,

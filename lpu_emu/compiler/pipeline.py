@@ -71,9 +71,13 @@ class Compiled:
             loc = self.locs[chip_name]
             flat = arr.reshape(loc.rows, loc.cols)
             for c, sym in enumerate(loc.symbols()):
-                out[self._sym(sym.name, chip_name)] = flat[:, c * loc.lanes:
-                                                           c * loc.lanes + loc.chunk_cols(c)]
+                name = self._sym(sym.name, chip_name)
+                part = flat[:, c * loc.lanes:c * loc.lanes + loc.chunk_cols(c)]
+                out[name] = part.reshape(self._shape(name, part.shape))
         return out
+
+    def _shape(self, symbol: str, default: tuple[int, ...]) -> tuple[int, ...]:
+        return next((t.shape for t in self.program.symbols if t.name == symbol), default)
 
     def _sym(self, sym: str, chip_name: str) -> str:
         base = self.symbol_of.get(chip_name, chip_name)
@@ -84,8 +88,8 @@ class Compiled:
         out = {}
         for name, chip_name in self.lowered.outputs.items():
             loc = self.locs[chip_name]
-            parts = [np.asarray(tensor(self._sym(s.name, chip_name)), dtype=np.float32)
-                     for s in loc.symbols()]
+            parts = [np.asarray(tensor(self._sym(s.name, chip_name)),
+                                dtype=np.float32).reshape(s.shape) for s in loc.symbols()]
             out[name] = np.concatenate(parts, axis=1).reshape(self.lowered.shapes[name])
         return out
 
@@ -213,15 +217,21 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
                 alt += "_"
             symbol_of[n] = alt
             taken.add(alt)
+    graph_shape = {c: lowered.shapes[g] for g, c in
+                   [*lowered.inputs.items(), *lowered.outputs.items()]}
     symbols: list[Tensor] = []
     for n, loc in locs.items():
         if loc.base != loc.name and lowered.tensors[n].role == "temp":
             continue  # rows of another tensor (a KV cache with its new row): named by it
-        for s in loc.symbols():
+        syms = loc.symbols()
+        for s in syms:
             if not s.shape[0]:  # a stripe past the last row (3 rows in 4 stripes): no storage
                 continue
             base = symbol_of.get(n, n)
-            symbols.append(Tensor(base + s.name[len(n):], s.dtype, s.shape, s.slices, s.bank,
+            shape = s.shape
+            if len(syms) == 1 and len(graph_shape.get(n, ())) not in (0, 2):
+                shape = tuple(graph_shape[n])  # one chunk: the model's own (N-d) shape
+            symbols.append(Tensor(base + s.name[len(n):], s.dtype, shape, s.slices, s.bank,
                                   s.addr))
     fname = f"{name or _sanitise(graph.name)}.lpu"
     lanemaps = [LaneMap(f"map{i}", m) for i, m in enumerate(lowered.lanemaps)]

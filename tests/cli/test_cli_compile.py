@@ -53,9 +53,12 @@ def test_compile_bad_options_are_usage_errors(lpu, args: list[str], message: str
     assert r.stderr.splitlines()[0].startswith(message)
 
 
-def test_compile_needs_a_builtin(lpu) -> None:
+def test_compile_needs_a_model_or_a_builtin(lpu) -> None:
     r = lpu("compile")
-    assert r.exit_code == 2 and "Missing option '--builtin'" in r.stderr
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr.splitlines() == [
+        "error: give a model file (MODEL.onnx) or --builtin LAYER, not neither",
+        "hint: built-in layers: bert-layer, gpt-layer"]
 
 
 def test_compile_help_imports_no_numba() -> None:
