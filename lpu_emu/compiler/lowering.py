@@ -288,7 +288,8 @@ class Lowering:
             for p in parts:
                 r = E.sub(r, E.Ex("Cvt", (E.Leaf(p),), dtype=dtype, dtype2="fp32"))
             out = self.tensor(self.fresh(f"{base}.{dtype}{i}"), rows, cols, dtype=dtype)
-            self.steps.append(MapStep(out, E.Ex("Cvt", (r,), dtype2=dtype),
+            self.steps.append(MapStep(out, self.staged(E.Ex("Cvt", (r,), dtype2=dtype), rows,
+                                                       cols),
                                       note or f"{base} to {dtype} part {i}"))
             parts.append(out)
         self._splits[key] = tuple(parts)

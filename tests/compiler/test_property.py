@@ -163,6 +163,18 @@ def test_regression_two_outputs_of_one_alu_at_one_cycle():
     _check(b.build(), "fp32")
 
 
+def test_regression_split_of_an_unstaged_expression():
+    """A graph hypothesis once found: the fp32 parts of a GELU feeding a softmax were split from
+    its expression unstaged, so x waited 9 cycles in Mov hops for the second use and the kernel
+    ran out of ALUs ('no free VXM ALU for Mov')."""
+    b = GraphBuilder("random")
+    x = b.input("x0", (2, 1))
+    g = b.gelu(x)
+    b.output(b.tanh(x))
+    b.output(b.softmax(g))
+    _check(b.build(), "fp32")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not SLOW, reason="set LPU_SLOW=1")
 @_settings(1500)
