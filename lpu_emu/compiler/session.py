@@ -30,7 +30,7 @@ class Session:
         if self.machine is None:
             self.machine = new_machine(compiled.target.chip, compiled.program)
         result = run(compiled.program, compiled.target.chip, inputs=compiled.inputs_for(inputs),
-                     engine=self.engine, machine=self.machine)
+                     engine=self.engine, machine=self.machine, plan=compiled.plan)
         if not result.ok:
             raise UsageError("the compiled program broke a schedule rule: "
                              f"{result.violations[0].message} (a compiler bug: please report)")

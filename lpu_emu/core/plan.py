@@ -57,7 +57,7 @@ class Plan:
         return len(self.issues)
 
 
-def _check_limits(cycles: int, issues: int, max_cycles: int | None, max_issues: int) -> None:
+def check_limits(cycles: int, issues: int, max_cycles: int | None, max_issues: int) -> None:
     """Refuse, before expanding anything, a schedule longer or a Plan larger than allowed."""
     if max_cycles is not None and cycles > max_cycles:
         raise UsageError(f"the program runs {cycles} cycles, more than max_cycles "
@@ -271,7 +271,7 @@ def make_plan(program: Program, chip: Chip, isa: Isa, *, max_cycles: int | None 
     last = program.cycle + np.where(f.repeat, (f.rep_n - 1) * f.rep_d, 0)
     ends = last + np.where(f.repeat, span[roots], span)
     cycles = int(ends.max()) if len(ends) else 0
-    _check_limits(cycles, int(counts.sum()), max_cycles, max_issues)
+    check_limits(cycles, int(counts.sum()), max_cycles, max_issues)
     e = _expand(f, program, roots, offsets, counts)
     viol = _check_queues(f, e, queue, isa)
     _check_addresses(f, e, viol, chip, isa)

@@ -12,7 +12,7 @@ import importlib
 
 import numpy as np
 
-from lpu_emu.core.plan import CYCLE, DEFAULT_MAX_ISSUES, make_plan
+from lpu_emu.core.plan import CYCLE, DEFAULT_MAX_ISSUES, Plan, check_limits, make_plan
 from lpu_emu.core.result import RunResult, make_violation, plan_stats
 from lpu_emu.core.state import Machine, lanemap_table, load_segments, new_machine
 from lpu_emu.core.tensors import check_input, encode_tensor, symbol, write_image
@@ -69,7 +69,8 @@ def _engine(engine: str):
 def run(program: Program, chip: Chip | str | None = None, *,
         inputs: dict[str, np.ndarray] | None = None, lenient: bool = False,
         max_cycles: int | None = None, engine: str = "auto", trace: bool = False,
-        max_issues: int = DEFAULT_MAX_ISSUES, machine: Machine | None = None) -> RunResult:
+        max_issues: int = DEFAULT_MAX_ISSUES, machine: Machine | None = None,
+        plan: Plan | None = None) -> RunResult:
     """Run a program to its end (strict: to its first violation) and return the result.
 
     `chip` defaults to the one the program was assembled for; a program for another chip is a
@@ -77,12 +78,20 @@ def run(program: Program, chip: Chip | str | None = None, *,
     refuse (UsageError) a program whose schedule is longer or whose Plan is larger, before
     expanding or running anything. `machine`, if given, is run on as it is (its SRAM kept, the
     program's data segments and lane maps loaded over it), so one program can leave data for the
-    next: a KV cache between decode steps."""
+    next: a KV cache between decode steps. `plan`, if given, is `make_plan`'s Plan of this
+    program for this chip, made once for a program run many times (a compiled layer: decoding
+    and checking it costs about a fifth of its run)."""
     isa = default_isa()
     chip = _chip(program, chip)
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(ENGINES)}")
-    plan = make_plan(program, chip, isa, max_cycles=max_cycles, max_issues=max_issues)
+    if plan is None:
+        plan = make_plan(program, chip, isa, max_cycles=max_cycles, max_issues=max_issues)
+    elif plan.program is not program or plan.chip.name != chip.name:
+        raise UsageError(f"the plan is of another program or chip ({plan.chip.name}), not of "
+                         f"this program for {chip.name}", hint="make it with make_plan")
+    else:
+        check_limits(plan.cycles, len(plan.issues), max_cycles, max_issues)
     engine = pick_engine(engine, len(plan.issues), trace)
     run_plan = _engine(engine)
     if machine is None:

@@ -94,3 +94,16 @@ def test_small_bert_layer_on_both_cores():
     x = random_inputs(graph, 5)
     _, got = both_cores(graph, x, "bf16")
     compare(graph, x, got, "bf16")
+
+
+def test_a_compiled_layer_runs_many_times_from_one_plan():
+    """Compiled.run decodes the program once (Compiled.plan) and runs each input on a fresh
+    chip: new inputs give new results, the same inputs the same bits."""
+    graph = bert_encoder_layer(random_weights(64, 128, seed=6), 5, heads=4)
+    compiled = compile_graph(graph, CHIP, "bf16")
+    xs = [random_inputs(graph, seed) for seed in (1, 2, 1)]
+    outs = [compiled.run(x)["y"] for x in xs]
+    assert compiled.plan is compiled.plan
+    for x, out in zip(xs, outs, strict=True):
+        compare(graph, x, {"y": out}, "bf16")
+    assert np.array_equal(outs[0], outs[2]) and not np.array_equal(outs[0], outs[1])

@@ -127,3 +127,33 @@ def test_every_instruction_has_semantics_and_an_interpreter_step():
                   and getattr(f, "__module__", "") == module.__name__}
         helpers = {"land", "weights_for", "weight_values"}  # MXM state helpers, not instructions
         assert {n for n in public - helpers if (kind, n) not in names} == set(), kind
+
+
+def test_a_plan_made_once_runs_many_times():
+    from lpu_emu.core.plan import make_plan
+    prog, chip = vecadd(), get_chip("tsp-v1")
+    plan = make_plan(prog, chip, default_isa())
+    inputs = {"y": np.full(320, 5, np.int8)}
+    for engine in ("reference", "fast"):
+        r = run(prog, chip, inputs=inputs, engine=engine, plan=plan)
+        assert r.cycles == 7 and (r.tensor("z") == np.arange(320) % 50 + 5).all()
+
+
+def test_a_plan_of_another_program_is_refused():
+    from lpu_emu.core.plan import make_plan
+    chip = get_chip("tsp-v1")
+    plan = make_plan(vecadd(), chip, default_isa())
+    with pytest.raises(UsageError) as e:
+        run(vecadd(), chip, plan=plan)
+    assert (e.value.message, e.value.hint) == (
+        "the plan is of another program or chip (tsp-v1), not of this program for tsp-v1",
+        "make it with make_plan")
+
+
+def test_a_given_plan_still_obeys_max_cycles():
+    from lpu_emu.core.plan import make_plan
+    prog, chip = vecadd(), get_chip("tsp-v1")
+    plan = make_plan(prog, chip, default_isa())
+    with pytest.raises(UsageError) as e:
+        run(prog, chip, plan=plan, max_cycles=6)
+    assert e.value.message == "the program runs 7 cycles, more than max_cycles 6"
