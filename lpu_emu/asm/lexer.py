@@ -28,6 +28,7 @@ WHITESPACE = " \t\r\f\v"
 OPERATORS = ("<<", ">>", "..", "+", "-", "*", "/", "%", "&", "|", "^", "~", "(", ")", "[", "]",
              ",", ":", "@", "=")
 _IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
+_PLAIN = re.compile(r'[^"\\]+')  # string characters that stand for themselves
 NAME_RULE = ("a name is ASCII: a letter, '_' or '.' first, then letters, digits and '_', with "
              "single dots between parts (x, _t0, .L1, a.b)")
 _HEX = re.compile(r"0[xX]([0-9A-Fa-f]+)")
@@ -171,6 +172,11 @@ def _string(text: str, i: int, where: WhereFn) -> Token:
     j = i + 1
     n = len(text)
     while j < n:
+        run = _PLAIN.match(text, j)  # a run of characters that need no escape: one slice
+        if run:
+            out.append(run.group())
+            j = run.end()
+            continue
         c = text[j]
         if c == '"':
             return Token("str", text[i : j + 1], i, "".join(out))
