@@ -41,7 +41,8 @@ class Cursor:
         self.where_fn = where_fn
 
     def peek(self, ahead: int = 0) -> Token:
-        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
+        i, tokens = self.pos + ahead, self.tokens  # past the end: the eol token
+        return tokens[i] if i < len(tokens) else tokens[-1]
 
     def next(self) -> Token:
         tok = self.peek()

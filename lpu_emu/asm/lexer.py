@@ -28,6 +28,8 @@ WHITESPACE = " \t\r\f\v"
 OPERATORS = ("<<", ">>", "..", "+", "-", "*", "/", "%", "&", "|", "^", "~", "(", ")", "[", "]",
              ",", ":", "@", "=")
 _IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
+_OPERATORS_AT: dict[str, tuple[str, ...]] = {  # first character -> operators, longest first
+    c: tuple(op for op in OPERATORS if op[0] == c) for c in {op[0] for op in OPERATORS}}
 _PLAIN = re.compile(r'[^"\\]+')  # string characters that stand for themselves
 NAME_RULE = ("a name is ASCII: a letter, '_' or '.' first, then letters, digits and '_', with "
              "single dots between parts (x, _t0, .L1, a.b)")
@@ -121,7 +123,7 @@ def tokenize(text: str, where: WhereFn) -> list[Token]:
 
 
 def _operator(text: str, i: int, where: WhereFn) -> Token:
-    for op in OPERATORS:
+    for op in _OPERATORS_AT.get(text[i], ()):
         if text.startswith(op, i):
             return Token("op", op, i)
     c = text[i]
