@@ -30,6 +30,7 @@ OPERATORS = ("<<", ">>", "..", "+", "-", "*", "/", "%", "&", "|", "^", "~", "(",
 _IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 _OPERATORS_AT: dict[str, tuple[str, ...]] = {  # first character -> operators, longest first
     c: tuple(op for op in OPERATORS if op[0] == c) for c in {op[0] for op in OPERATORS}}
+_SPACES = re.compile(f"[{WHITESPACE}]+")
 _PLAIN = re.compile(r'[^"\\]+')  # string characters that stand for themselves
 NAME_RULE = ("a name is ASCII: a letter, '_' or '.' first, then letters, digits and '_', with "
              "single dots between parts (x, _t0, .L1, a.b)")
@@ -98,7 +99,7 @@ def tokenize(text: str, where: WhereFn) -> list[Token]:
     while i < n:
         c = text[i]
         if c in WHITESPACE:
-            i += 1
+            i = _SPACES.match(text, i).end()  # a run at once: listings align their columns
             continue
         if c == ";":
             break
