@@ -216,6 +216,16 @@ class Lowering:
         self.exprs[value] = leaf
         return leaf
 
+    def leaf_expr(self, e, rows: int, cols: int) -> str:
+        """The chip tensor holding Expr e over (rows, cols): e itself if it is one, read
+        whole."""
+        if isinstance(e, E.Leaf) and e.mode == "full" and e.row == 0 and e.chunk is None:
+            return e.name
+        out = self.tensor(self.fresh("v"), rows, cols)
+        self.steps.append(MapStep(out, self.staged(e if isinstance(e, E.Ex) else
+                                                   E.Ex("Mov", (e,)), rows, cols), "v = ..."))
+        return out
+
     def depth(self, e) -> int:
         """Cycles from the expression's reads to its result (the longest path)."""
         if not isinstance(e, E.Ex):
@@ -243,9 +253,10 @@ class Lowering:
                 args[deep] = E.Leaf(out)
         return E.Ex(e.mnemonic, tuple(args), e.imm, e.dtype, e.dtype2)
 
-    def operand(self, value: str, shape: tuple[int, int]):
+    def operand(self, value: str, shape: tuple[int, int], full: tuple[int, ...] | None = None):
         """value as an Expr over the grid `shape` (rows, cols): full, a broadcast row or
-        column, or an immediate."""
+        column, or an immediate; other broadcasts to the graph shape `full` repeat rows on the
+        MXM (reductions.expand_rows)."""
         rows, cols = self.dims(value)
         if value in self.graph.constants and rows * cols == 1:
             return E.Imm(float(np.asarray(self.graph.constants[value]).reshape(-1)[0]))
@@ -259,6 +270,9 @@ class Lowering:
             return E.Leaf(leaf.name, "row")
         if cols == 1 and rows == shape[0]:
             return E.Leaf(self.broadcast(leaf.name, rows), "col")
+        if full is not None and _broadcasts(self.graph.value(value).shape, full):
+            from lpu_emu.compiler.reductions import expand_rows
+            return expand_rows(self, value, full)
         raise UsageError(f"{value}: shape {self.graph.value(value).shape} does not broadcast "
                          f"to {shape} on the chip (a row, a column or the same shape)")
 
@@ -333,8 +347,9 @@ class Lowering:
         for o in g.outputs:
             leaf = self.leaf(o)
             spec = self.tensors[leaf.name]
-            if spec.role in ("input", "const") or o in outputs:
-                copy = self.tensor(self.fresh(o), spec.rows, spec.cols)
+            if spec.role in ("input", "const") or o in outputs or spec.cols != self.dims(o)[1]:
+                # (a reduction's column is stored repeated across the lanes: copied to one)
+                copy = self.tensor(self.fresh(o), spec.rows, self.dims(o)[1])
                 self.steps.append(MapStep(copy, E.Ex("Mov", (leaf,)), f"{o} = copy"))
                 leaf = E.Leaf(copy)
             self.tensors[leaf.name].role = "output"
@@ -373,6 +388,7 @@ class Lowering:
     # ---- elementwise ----
     def _args(self, node: Node):
         shape = self.dims(node.outputs[0])
+        full = self.graph.value(node.outputs[0]).shape
         out = []
         for i in node.inputs:
             if isinstance(self.exprs.get(i), _LazyConst) and self.dims(i) != (1, 1):
@@ -381,7 +397,7 @@ class Lowering:
                     self.dims(i) == shape:
                 out.append(self.exprs[i])
             else:
-                out.append(self.operand(i, shape))
+                out.append(self.operand(i, shape, full))
         return out
 
     def _set(self, node: Node, build) -> None:
@@ -809,6 +825,18 @@ class Lowering:
                            f"{n.name} mean square")
         self.exprs[n.outputs[0]] = self._affine(n, E.mul(x, E.Leaf(rstd, "col")), rows, cols)
 
+    def op_ReduceSum(self, n: Node) -> None:
+        from lpu_emu.compiler.reductions import reduce_node
+        reduce_node(self, n, "sum")
+
+    def op_ReduceMean(self, n: Node) -> None:
+        from lpu_emu.compiler.reductions import reduce_node
+        reduce_node(self, n, "mean")
+
+    def op_ReduceMax(self, n: Node) -> None:
+        from lpu_emu.compiler.reductions import reduce_node
+        reduce_node(self, n, "max")
+
     # ---- softmax and attention: reductions over rows, after a transpose ----
     def op_Softmax(self, n: Node) -> None:
         shape = self.graph.value(n.inputs[0]).shape
@@ -957,6 +985,14 @@ class Lowering:
         self.steps.append(self._transpose(out, self.tparts(src, sq, sk),
                                         self.mode.exact, f"{value} transposed"))
         return out
+
+
+def _broadcasts(src: tuple[int, ...], dst: tuple[int, ...]) -> bool:
+    """src broadcasts to dst by numpy's rules, dst unchanged."""
+    try:
+        return len(src) <= len(dst) and np.broadcast_shapes(src, dst) == tuple(dst)
+    except ValueError:
+        return False
 
 
 @dataclass
