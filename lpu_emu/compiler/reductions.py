@@ -9,12 +9,16 @@ every row movement here reuses a path the lowering already has:
 - sums over leading axes are G @ x on the MXM, G a constant 0/1 matrix that picks each output
   row's input rows (x split into exact parts, as for the ones): one pass for any set of axes;
 - maxima over leading axes are `ReduceStep`s (softmax's recurrence on one ALU) over runs of
-  consecutive rows, after a permutation P @ x (exact) if the reduced rows are not consecutive;
+  consecutive rows, or VXM passes acc = max(acc, block j) when the reduced rows interleave;
 - maxima over the last axis transpose first (softmax's path), reduce the rows, transpose back;
 - a reduced last axis not kept (keepdims 0) moves the leading axes into the lanes: y = S @
   (v * mask), one term per output element, so exact;
 - broadcasting one row set onto another (an Expand, or a mean of shape (2, 1, 1) met by x of
   shape (2, 3, 4)) is G @ x with G[r, g(r)] = 1, the repetition as a matmul.
+
+What goes through the MXM must be finite: the matrices' zeros meet every element, and inf * 0 is
+NaN (as in softmax's transposes). So a sum of an infinity, a max over the last axis of one, or a
+repetition of one is NaN; a max over leading axes never touches the MXM and keeps it.
 """
 
 from __future__ import annotations
@@ -105,30 +109,47 @@ def _groups(lead_shape: tuple[int, ...], axes: list[int]) -> np.ndarray:
 
 
 def _max_rows(low: Lowering, n: Node, x, shape: tuple[int, ...], lead: list[int]) -> str:
-    """The max over the leading axes `lead`: one ReduceStep per output row over its run of
-    consecutive input rows (rows permuted on the MXM first when the runs are interleaved)."""
-    from lpu_emu.compiler.lowering import MmStep, ReduceStep, Term
-    rows, cols = int(math.prod(shape[:-1])), shape[-1]
-    groups = _groups(shape[:-1], lead)
-    order = np.argsort(groups, kind="stable")
-    if np.any(order != np.arange(rows)):  # rows of one output together: P @ x, P a permutation
-        src = low.leaf_expr(x, rows, cols)
-        p = np.zeros((rows, rows), dtype=np.float32)
-        p[np.arange(rows), order] = 1.0
-        exact = low.mode.exact
-        pname = low.const(f"{n.name}.perm", p, exact)
-        xs = low.tparts(E.Leaf(src), rows, cols)
-        moved = low.tensor(low.fresh(f"{n.outputs[0]}.perm"), rows, cols)
-        low.steps.append(MmStep(moved, (Term((pname,), xs, parts=len(xs)),), E.Leaf("@acc"),
-                                exact, f"{n.name} rows grouped"))
-        x = E.Leaf(moved)
-    outs = int(groups.max()) + 1
-    run = rows // outs
-    out = low.tensor(low.fresh(f"{n.outputs[0]}.max"), outs, cols)
-    for o in range(outs):
-        low.steps.append(ReduceStep(out, "max", x, run, f"{n.name} max over axes {tuple(lead)}",
-                                    row0=o * run, out_row=o))
-    return out
+    """The max over the leading axes `lead`, one run of adjacent axes at a time (the last run
+    first): with rows (outer, m, inner), m reduced. Runs of consecutive rows (inner 1) are one
+    ReduceStep per output row (softmax's recurrence); otherwise block j of each outer block is
+    folded in by a VXM pass, acc = max(acc, x[j]) (acc alternating between two tensors: a pass
+    never reads what it writes, nor one tensor twice). Neither touches the MXM, so an infinity
+    stays one (a 0/1 matmul would make inf * 0 = NaN)."""
+    from lpu_emu.compiler.lowering import MapStep, ReduceStep
+    dims, cols = list(shape[:-1]), shape[-1]
+    note = f"{n.name} max over axes {tuple(lead)}"
+    for first, last in reversed(_runs(lead)):
+        outer, m = math.prod(dims[:first]), math.prod(dims[first:last + 1])
+        inner = math.prod(dims[last + 1:])
+        out = low.tensor(low.fresh(f"{n.outputs[0]}.max"), outer * inner, cols)
+        if inner == 1:
+            for o in range(outer):
+                low.steps.append(ReduceStep(out, "max", x, m, note, row0=o * m, out_row=o))
+        else:
+            src = low.leaf_expr(x, math.prod(dims), cols)
+            accs = [low.tensor(low.fresh(f"{n.outputs[0]}.acc"), outer * inner, cols)
+                    for _ in range(min(2, m - 1))]
+            for o in range(outer):
+                for j in range(m):
+                    block = E.Leaf(src, row=(o * m + j - o) * inner)
+                    e = E.Ex("Mov", (block,)) if j == 0 else \
+                        E.Ex("Max", (E.Leaf(accs[(j - 1) % 2]), block))
+                    dest = out if j == m - 1 else accs[j % 2]
+                    low.steps.append(MapStep(dest, e, note, row0=o * inner, rows=inner))
+        x = E.Leaf(out)
+        dims[first:last + 1] = [1] * (last + 1 - first)
+    return x.name
+
+
+def _runs(axes: list[int]) -> list[tuple[int, int]]:
+    """Sorted axes as runs of adjacent ones: [0, 1, 3] -> [(0, 1), (3, 3)]."""
+    runs: list[tuple[int, int]] = []
+    for a in axes:
+        if runs and runs[-1][1] == a - 1:
+            runs[-1] = (runs[-1][0], a)
+        else:
+            runs.append((a, a))
+    return runs
 
 
 def _max_last(low: Lowering, n: Node, x, rows: int, cols: int) -> E.Leaf:
