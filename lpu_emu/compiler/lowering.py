@@ -513,8 +513,11 @@ class Lowering:
             raise UsageError(f"node {n.name!r}: Pow with a computed exponent ({n.inputs[1]}) is "
                              f"not lowered: {why}", hint=hint)
         e = np.asarray(e, dtype=np.float64).reshape(-1)
-        if self.graph.value(n.outputs[0]).shape != self.graph.value(n.inputs[0]).shape or \
-                np.any(e != e[0]):
+        out, x = self.graph.value(n.outputs[0]).shape, self.graph.value(n.inputs[0]).shape
+        if out != x:
+            raise UsageError(f"node {n.name!r}: Pow whose exponent broadcasts x {x} to {out} is "
+                             "not lowered", hint="Expand x to the output's shape first")
+        if np.any(e != e[0]):
             raise UsageError(f"node {n.name!r}: Pow with an exponent that varies by element is "
                              f"not lowered: {why}", hint=hint)
         c = float(e[0])

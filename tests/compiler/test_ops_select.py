@@ -51,6 +51,8 @@ def test_pow_of_exponent_zero_is_one_even_for_nan():
          "VXM has Exp but no Log"),
     ({"e": np.float32(1.25)}, "Pow with exponent 1.25 is not lowered"),
     ({"e": np.array([2.0, 3.0], np.float32)}, "Pow with an exponent that varies by element"),
+    ({"e": np.full((2, 3, 2), 2.0, np.float32)},
+     "Pow whose exponent broadcasts x (3, 2) to (2, 3, 2) is not lowered"),
 ])
 def test_pow_refuses_what_needs_a_log(consts, message):
     shapes = {"x": (3, 2)} if consts else {"x": (3, 2), "e": (3, 2)}
