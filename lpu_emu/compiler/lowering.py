@@ -37,7 +37,7 @@ MAX_ALUS = 10  # ALU ops one fused Expr may take (the rest of the 16 are for Mov
 MAX_LARGE = 3  # transcendental ops per fused Expr (4 large ALUs)
 MAX_EPILOGUE = 3  # ALU ops fused after a matmul (one chain per plane, four planes)
 ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Exp", "Tanh", "Erf", "Relu", "Sigmoid", "Neg",
-               "Sqrt", "Reciprocal", "Gelu"}
+               "Sqrt", "Reciprocal", "Gelu", "Abs"}
 
 
 @dataclass
@@ -216,6 +216,16 @@ class Lowering:
         self.exprs[value] = leaf
         return leaf
 
+    def leaf_expr(self, e, rows: int, cols: int) -> str:
+        """The chip tensor holding Expr e over (rows, cols): e itself if it is one, read
+        whole."""
+        if isinstance(e, E.Leaf) and e.mode == "full" and e.row == 0 and e.chunk is None:
+            return e.name
+        out = self.tensor(self.fresh("v"), rows, cols)
+        self.steps.append(MapStep(out, self.staged(e if isinstance(e, E.Ex) else
+                                                   E.Ex("Mov", (e,)), rows, cols), "v = ..."))
+        return out
+
     def depth(self, e) -> int:
         """Cycles from the expression's reads to its result (the longest path)."""
         if not isinstance(e, E.Ex):
@@ -243,9 +253,10 @@ class Lowering:
                 args[deep] = E.Leaf(out)
         return E.Ex(e.mnemonic, tuple(args), e.imm, e.dtype, e.dtype2)
 
-    def operand(self, value: str, shape: tuple[int, int]):
+    def operand(self, value: str, shape: tuple[int, int], full: tuple[int, ...] | None = None):
         """value as an Expr over the grid `shape` (rows, cols): full, a broadcast row or
-        column, or an immediate."""
+        column, or an immediate; other broadcasts to the graph shape `full` repeat rows on the
+        MXM (reductions.expand_rows)."""
         rows, cols = self.dims(value)
         if value in self.graph.constants and rows * cols == 1:
             return E.Imm(float(np.asarray(self.graph.constants[value]).reshape(-1)[0]))
@@ -259,6 +270,9 @@ class Lowering:
             return E.Leaf(leaf.name, "row")
         if cols == 1 and rows == shape[0]:
             return E.Leaf(self.broadcast(leaf.name, rows), "col")
+        if full is not None and _broadcasts(self.graph.value(value).shape, full):
+            from lpu_emu.compiler.reductions import expand_rows
+            return expand_rows(self, value, full)
         raise UsageError(f"{value}: shape {self.graph.value(value).shape} does not broadcast "
                          f"to {shape} on the chip (a row, a column or the same shape)")
 
@@ -333,8 +347,9 @@ class Lowering:
         for o in g.outputs:
             leaf = self.leaf(o)
             spec = self.tensors[leaf.name]
-            if spec.role in ("input", "const") or o in outputs:
-                copy = self.tensor(self.fresh(o), spec.rows, spec.cols)
+            if spec.role in ("input", "const") or o in outputs or spec.cols != self.dims(o)[1]:
+                # (a reduction's column is stored repeated across the lanes: copied to one)
+                copy = self.tensor(self.fresh(o), spec.rows, self.dims(o)[1])
                 self.steps.append(MapStep(copy, E.Ex("Mov", (leaf,)), f"{o} = copy"))
                 leaf = E.Leaf(copy)
             self.tensors[leaf.name].role = "output"
@@ -373,6 +388,7 @@ class Lowering:
     # ---- elementwise ----
     def _args(self, node: Node):
         shape = self.dims(node.outputs[0])
+        full = self.graph.value(node.outputs[0]).shape
         out = []
         for i in node.inputs:
             if isinstance(self.exprs.get(i), _LazyConst) and self.dims(i) != (1, 1):
@@ -381,7 +397,7 @@ class Lowering:
                     self.dims(i) == shape:
                 out.append(self.exprs[i])
             else:
-                out.append(self.operand(i, shape))
+                out.append(self.operand(i, shape, full))
         return out
 
     def _set(self, node: Node, build) -> None:
@@ -459,6 +475,104 @@ class Lowering:
     def op_Reciprocal(self, n: Node) -> None:
         self._once(n.inputs[0])
         self._set(n, reciprocal)
+
+    def op_Abs(self, n: Node) -> None:
+        self._set(n, lambda a: E.unary("Abs", a))
+
+    def op_Pow(self, n: Node) -> None:
+        """x ** c for a constant c that is an integer or an integer and a half: repeated
+        squaring on the VXM, 1/x and rsqrt(x) for the rest. Other exponents need log x, and
+        the VXM has Exp but no Log."""
+        x, e = n.inputs
+        c = self._exponent(n)
+        rows, cols = self.dims(n.outputs[0])
+        if c == 0.0:  # ONNX: x ** 0 is 1, even for NaN
+            self.graph.constants[n.outputs[0]] = np.ones(self.graph.value(n.outputs[0]).shape,
+                                                         dtype=np.float32)
+            self.exprs[n.outputs[0]] = _LazyConst(n.outputs[0])
+            return
+        self._once(x)
+        base = self.operand(x, (rows, cols))
+        whole, half = int(abs(c)), abs(c) % 1 == 0.5
+        if c > 0:
+            y = self._power(base, whole + half, rows, cols)
+            y = E.mul(y, E.unary("Rsqrt", base)) if half else y  # x^(m+1) / sqrt(x)
+        else:
+            y = reciprocal(E.Leaf(self.leaf_expr(self._power(base, whole, rows, cols), rows,
+                                                 cols))) if whole else None
+            if half:
+                y = E.unary("Rsqrt", base) if y is None else E.mul(y, E.unary("Rsqrt", base))
+        self.exprs[n.outputs[0]] = y
+
+    def _exponent(self, n: Node) -> float:
+        """Pow's exponent: a constant, one value, a whole or half-integer (else refused)."""
+        e = self.value_const(n.inputs[1])
+        why = "x ** y is exp(y * log x), and the VXM has Exp but no Log"
+        hint = "a constant exponent that is a whole number or a whole number and a half"
+        if e is None:
+            raise UsageError(f"node {n.name!r}: Pow with a computed exponent ({n.inputs[1]}) is "
+                             f"not lowered: {why}", hint=hint)
+        e = np.asarray(e, dtype=np.float64).reshape(-1)
+        out, x = self.graph.value(n.outputs[0]).shape, self.graph.value(n.inputs[0]).shape
+        if out != x:
+            raise UsageError(f"node {n.name!r}: Pow whose exponent broadcasts x {x} to {out} is "
+                             "not lowered", hint="Expand x to the output's shape first")
+        if np.any(e != e[0]):
+            raise UsageError(f"node {n.name!r}: Pow with an exponent that varies by element is "
+                             f"not lowered: {why}", hint=hint)
+        c = float(e[0])
+        if not (2 * c).is_integer() or abs(c) >= 2 ** 31:
+            raise UsageError(f"node {n.name!r}: Pow with exponent {c:g} is not lowered: {why}",
+                             hint=hint)
+        return c
+
+    def _power(self, x, m: int, rows: int, cols: int):
+        """x ** m (m >= 1) by repeated squaring; every square is its own VXM pass, so no value
+        waits and no ALU chain grows past a few multiplies."""
+        y = None
+        while m:
+            if m & 1:
+                y = x if y is None else E.Leaf(self.leaf_expr(E.mul(y, x), rows, cols))
+            m >>= 1
+            if m:
+                x = E.Leaf(self.leaf_expr(E.mul(x, x), rows, cols))
+        return y
+
+    def op_Where(self, n: Node) -> None:
+        """c ? x : y, exactly, from Min and Max: q = +inf where c, -inf elsewhere (c is 0 or 1;
+        (c - 1/2) * FLT_MAX * 4 overflows to +-inf), then max(min(x, q), min(y, -q)). A NaN in
+        the branch not taken still wins (Min and Max propagate NaN)."""
+        big = float(np.finfo(np.float32).max)
+        shape = self.dims(n.outputs[0])
+        full = self.graph.value(n.outputs[0]).shape
+        c, x, y = (self.operand(i, shape, full) for i in n.inputs)
+        if isinstance(c, E.Imm):  # a constant scalar condition: one branch
+            pick = x if c.value else y
+            if isinstance(pick, E.Imm):
+                self.graph.constants[n.outputs[0]] = np.full(full, pick.value, np.float32)
+                self.exprs[n.outputs[0]] = _LazyConst(n.outputs[0])
+            else:
+                self.exprs[n.outputs[0]] = pick if isinstance(pick, E.Ex) else E.Ex("Mov",
+                                                                                      (pick,))
+            return
+        q = E.Leaf(self.leaf_expr(E.mul(E.mul(E.add(c, E.Imm(-0.5)), E.Imm(big)), E.Imm(4.0)),
+                                  *shape))
+        self.exprs[n.outputs[0]] = _max(_min(x, q), _min(y, E.unary("Neg", q)))
+
+    def op_Expand(self, n: Node) -> None:
+        """x broadcast to the output's shape: rows repeated on the MXM, a column across the
+        lanes (reductions.expand_rows); a constant is expanded on the host."""
+        x, shape = n.inputs[0], tuple(self.graph.value(n.outputs[0]).shape)
+        if self.value_const(x) is not None:
+            self.graph.constants[n.outputs[0]] = np.broadcast_to(self.graph.constants[x],
+                                                                 shape).copy()
+            self.exprs[n.outputs[0]] = _LazyConst(n.outputs[0])
+            return
+        from lpu_emu.compiler.reductions import expand_rows
+        e = expand_rows(self, x, shape)
+        full = isinstance(e, E.Leaf) and e.mode == "full" and self.tensors[e.name].cols == \
+            self.dims(n.outputs[0])[1]
+        self.exprs[n.outputs[0]] = e if full else E.Ex("Mov", (e,))
 
     def op_Gelu(self, n: Node) -> None:
         if n.attr("approximate") == "tanh":
@@ -696,7 +810,8 @@ class Lowering:
                           pinned=self.pinned.get(n.outputs[0]))
         bias = None
         if len(n.inputs) == 3:
-            bias = self.operand(n.inputs[2], (rows, cols))
+            bias = self.operand(n.inputs[2], (rows, cols),
+                                self.graph.value(n.outputs[0]).shape)
         w = self.value_const(b)
         epi = ACC
         if w is not None:
@@ -808,6 +923,18 @@ class Lowering:
                            E.unary("Rsqrt", E.add(E.mul(ACC, E.Imm(1.0 / cols)), E.Imm(eps))),
                            f"{n.name} mean square")
         self.exprs[n.outputs[0]] = self._affine(n, E.mul(x, E.Leaf(rstd, "col")), rows, cols)
+
+    def op_ReduceSum(self, n: Node) -> None:
+        from lpu_emu.compiler.reductions import reduce_node
+        reduce_node(self, n, "sum")
+
+    def op_ReduceMean(self, n: Node) -> None:
+        from lpu_emu.compiler.reductions import reduce_node
+        reduce_node(self, n, "mean")
+
+    def op_ReduceMax(self, n: Node) -> None:
+        from lpu_emu.compiler.reductions import reduce_node
+        reduce_node(self, n, "max")
 
     # ---- softmax and attention: reductions over rows, after a transpose ----
     def op_Softmax(self, n: Node) -> None:
@@ -959,6 +1086,14 @@ class Lowering:
         return out
 
 
+def _broadcasts(src: tuple[int, ...], dst: tuple[int, ...]) -> bool:
+    """src broadcasts to dst by numpy's rules, dst unchanged."""
+    try:
+        return len(src) <= len(dst) and np.broadcast_shapes(src, dst) == tuple(dst)
+    except ValueError:
+        return False
+
+
 @dataclass
 class _LazyConst:
     """A graph constant not yet placed (scalars become immediates, never tensors)."""
@@ -973,6 +1108,23 @@ def _span(first, last):
     base_rows = last.chunks[0].addr + last.rows - row0
     return type(first)(first.name, first.dtype, base_rows, first.cols, first.chunks,
                        first.lanes, first.base)
+
+
+def _min(a, b):
+    return _pair("Min", a, b)
+
+
+def _max(a, b):
+    return _pair("Max", a, b)
+
+
+def _pair(mnemonic: str, a, b):
+    """mnemonic(a, b), or its immediate form (MinI, MaxI) when one side is an immediate."""
+    if isinstance(b, E.Imm):
+        return E.Ex(mnemonic + "I", (a,), b.value)
+    if isinstance(a, E.Imm):
+        return E.Ex(mnemonic + "I", (b,), a.value)
+    return E.Ex(mnemonic, (a, b))
 
 
 def reciprocal(b, positive: bool = False):

@@ -29,7 +29,7 @@ SHAPES = [(1, 1), (2, 2), (15, 17), (16, 16), (17, 15), (64, 319), (65, 320), (3
 SMALL = [(2, 17), (17, 15)]  # reference-core shapes
 
 UNARY = {  # op: input domain (None: standard normal)
-    "Exp": None, "Tanh": None, "Erf": None, "Relu": None, "Sigmoid": None, "Neg": None,
+    "Exp": None, "Tanh": None, "Erf": None, "Relu": None, "Sigmoid": None, "Neg": None, "Abs": None,
     "Sqrt": (0.05, 4.0), "Reciprocal": (0.25, 4.0, "signed"),
 }
 BINARY = ("Add", "Sub", "Mul", "Div")
