@@ -608,32 +608,22 @@ class Lowering:
         self.exprs[n.outputs[0]] = self.exprs[n.inputs[0]]
 
     def op_Slice(self, n: Node) -> None:
+        from lpu_emu.compiler.movement import slice_axis
         shape = self.graph.value(n.inputs[0]).shape
         axis = n.attr("axis") % len(shape)
-        start, _, _ = slice(n.attr("start"), n.attr("end")).indices(shape[axis])
-        self.exprs[n.outputs[0]] = self._slice(n, n.inputs[0], n.outputs[0], axis, start)
+        step = n.attr("step") or 1
+        start, _, _ = slice(n.attr("start"), n.attr("end"), step).indices(shape[axis])
+        self.exprs[n.outputs[0]] = slice_axis(self, n, n.inputs[0], n.outputs[0], axis, start,
+                                              step)
 
     def op_Split(self, n: Node) -> None:
+        from lpu_emu.compiler.movement import slice_axis
         shape = self.graph.value(n.inputs[0]).shape
         axis = n.attr("axis") % len(shape)
         start = 0
         for o in n.outputs:
-            self.exprs[o] = self._slice(n, n.inputs[0], o, axis, start)
+            self.exprs[o] = slice_axis(self, n, n.inputs[0], o, axis, start)
             start += self.graph.value(o).shape[axis]
-
-    def _slice(self, n: Node, value: str, out_value: str, axis: int, start: int):
-        """A slice along the last axis (lanes: SXM Distribute) or any other (rows: a view)."""
-        shape = self.graph.value(value).shape
-        src = self.leaf(value).name
-        rows, cols = self.dims(out_value)
-        if axis == len(shape) - 1:
-            return E.Leaf(self.lane_slice(src, rows, cols, start, n.name))
-        if any(d != 1 for d in shape[:axis]):
-            raise UsageError(f"node {n.name!r}: Slice of axis {axis} of {shape} is not lowered",
-                             hint="slices of the last axis, or of rows")
-        inner = int(np.prod(shape[axis + 1:-1], dtype=np.int64)) if len(shape) > 1 else 1
-        out = self.tensor(self.fresh(out_value), rows, cols, view=(src, start * inner))
-        return E.Leaf(out)
 
     def lane_slice(self, src: str, rows: int, cols: int, start: int, note: str) -> str:
         """Columns start .. start + cols of src: each output chunk gathers its lanes from at
@@ -740,9 +730,10 @@ class Lowering:
         if axis == len(shape) - 1 and len(shape) >= 1:
             self.exprs[n.outputs[0]] = E.Leaf(self.lane_concat(n))
             return
-        if axis != len(shape) - 2 or any(d != 1 for d in shape[:axis]):
-            raise UsageError(f"node {n.name!r}: Concat along axis {n.attr('axis')} of {shape} "
-                             "is not lowered", hint="Concat of rows or of the last axis")
+        if any(d != 1 for d in shape[:axis]):  # blocks of rows interleave: moved by passes
+            from lpu_emu.compiler.movement import concat_rows
+            self.exprs[n.outputs[0]] = E.Leaf(concat_rows(self, n, axis))
+            return
         parts = [self.leaf(i).name for i in n.inputs]
         rows, cols = self.dims(n.outputs[0])
         views = [self.tensors[p].pinned for p in parts]
@@ -764,21 +755,17 @@ class Lowering:
         self.exprs[n.outputs[0]] = E.Leaf(out)
 
     def op_Transpose(self, n: Node) -> None:
+        """Any perm: rows gathered by passes, the last two axes swapped on the MXM
+        (movement.transpose); a constant is transposed on the host."""
         shape = self.graph.value(n.inputs[0]).shape
         perm = tuple(n.attr("perm")) or tuple(reversed(range(len(shape))))
-        if len(shape) != 2 or perm != (1, 0):
-            raise UsageError(f"node {n.name!r}: Transpose{perm} of {shape} is not lowered",
-                             hint="2-D transposes run on the MXM")
         if self.value_const(n.inputs[0]) is not None:
-            data = np.asarray(self.graph.constants[n.inputs[0]]).T
+            data = np.asarray(self.graph.constants[n.inputs[0]]).transpose(perm)
             self.graph.constants[n.outputs[0]] = data
             self.exprs[n.outputs[0]] = _LazyConst(n.outputs[0])
             return
-        rows, cols = self.dims(n.inputs[0])
-        out = self.tensor(self.fresh(n.outputs[0]), cols, rows)
-        self.steps.append(self._transpose(out, self.tparts(self.leaf(n.inputs[0]), rows, cols),
-                                        self.mode.exact, n.name))
-        self.exprs[n.outputs[0]] = E.Leaf(out)
+        from lpu_emu.compiler.movement import transpose
+        self.exprs[n.outputs[0]] = E.Leaf(transpose(self, n))
 
     def _transpose(self, out: str, x: tuple[str, ...], mxm: str, note: str,
                    **kw) -> TransposeStep:
@@ -795,16 +782,12 @@ class Lowering:
 
     # ---- matmul ----
     def op_MatMul(self, n: Node) -> None:
+        from lpu_emu.compiler.matmuls import batched_matmul, lhs
         a, b = n.inputs[:2]
-        ga, gb = self.graph.value(a).shape, self.graph.value(b).shape
-        if len(gb) > 2:  # one product per batch (a 2-D or 1-D a is broadcast to each)
-            raise UsageError(f"node {n.name!r}: batched MatMul {ga} x {gb} is not lowered",
-                             hint="Attention covers the batched products of attention heads")
-        if n.attr("trans_a"):
-            raise UsageError(f"node {n.name!r}: MatMul with a transposed first operand is not "
-                             "lowered", hint="transpose it first (Transpose)")
-        x = self.leaf(a).name if self.value_const(a) is None else self.const_leaf(a).name
-        rows, _ = self.dims(a)
+        if len(self.graph.value(b).shape) > 2:  # one product per batch (matmuls.py)
+            batched_matmul(self, n)
+            return
+        x, rows, k = lhs(self, n)
         _, cols = self.dims(n.outputs[0])
         out = self.tensor(self.fresh(n.outputs[0]), rows, cols,
                           pinned=self.pinned.get(n.outputs[0]))
@@ -825,7 +808,6 @@ class Lowering:
             p, mxm = self._fparts(), self._fmxm()
             wt = self.leaf(b).name
             wr, wc = self.dims(b)
-            k = self.dims(a)[1]
             mask = None
             if n.attr("trans_b") and k % self.target.lanes:
                 # K runs across lanes: x's padding lanes would meet W's, and neither is zero

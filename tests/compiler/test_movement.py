@@ -1,0 +1,149 @@
+"""Concat, Slice and Transpose along any axis (movement.py), compiled alone. Moves of rows are
+VXM Mov passes and moves of lanes SXM Distribute, so they are compared with numpy bit for bit;
+only a swap of the last two axes crosses the MXM (an exact transpose in fp32, one bf16 part in
+the 16-bit modes). Shapes reach the tiling's edges: 1, 319 and 321 lanes, 321 rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from compiler_helpers import both_cores, check, random_inputs, single
+
+from lpu_emu.compiler.builder import GraphBuilder
+from lpu_emu.compiler.lowering import MapStep, TransposeStep
+from lpu_emu.compiler.pipeline import compile_graph
+
+
+def run(g, inputs: dict, mode: str = "fp32") -> np.ndarray:
+    return compile_graph(g, "lp30", mode).run(inputs)["y"]
+
+
+def _perms(rank: int) -> list[tuple[int, ...]]:
+    return list(itertools.permutations(range(rank)))
+
+
+@pytest.mark.parametrize(("shape", "perm"),
+                         [(s, p) for s in [(2, 3, 4), (3, 1, 5)] for p in _perms(3)] +
+                         [((2, 3, 4, 5), p) for p in _perms(4)[::5]], ids=str)
+def test_transpose_every_perm_is_exact_fp32(shape, perm):
+    g = single("Transpose", {"x": shape}, perm=perm)
+    x = random_inputs(g, len(perm))
+    np.testing.assert_array_equal(run(g, x), x["x"].transpose(perm))
+
+
+@pytest.mark.parametrize(("shape", "perm"), [((2, 3, 321), (1, 0, 2)), ((2, 3, 321), (2, 0, 1)),
+                                             ((321, 2, 3), (2, 1, 0)), ((1, 319, 2), (0, 2, 1)),
+                                             ((1, 1, 1), (2, 0, 1))], ids=str)
+def test_transpose_at_the_tiling_edges_is_exact_fp32(shape, perm):
+    g = single("Transpose", {"x": shape}, perm=perm)
+    x = random_inputs(g, 3)
+    np.testing.assert_array_equal(run(g, x), x["x"].transpose(perm))
+
+
+@pytest.mark.parametrize("perm", [(1, 0, 2), (2, 1, 0)], ids=str)
+def test_transpose_in_bf16_mode(perm):
+    """Rows move exactly in every mode; the MXM swap rounds to one bf16 part (as softmax's)."""
+    g = single("Transpose", {"x": (3, 17, 321) if perm[-1] == 2 else (3, 17, 33)}, perm=perm)
+    x = random_inputs(g, 4)
+    if perm[-1] == 2:
+        np.testing.assert_array_equal(run(g, x, "bf16"), x["x"].transpose(perm))
+    else:
+        check(g, x, "bf16")
+
+
+def test_transpose_of_rows_keeps_infinities():
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    x[1, 2, 3], x[0, 0, 0] = np.inf, -np.nan
+    g = single("Transpose", {"x": (2, 3, 4)}, perm=(1, 0, 2))
+    np.testing.assert_array_equal(run(g, {"x": x}), x.transpose(1, 0, 2))
+
+
+def _kinds(g) -> list[tuple]:
+    out = []
+    for s in compile_graph(g, "lp30", "fp32").lowered.steps:
+        if isinstance(s, MapStep) and s.expr.mnemonic == "Mov":
+            out.append(("Mov", s.row0, s.rows))
+        elif isinstance(s, TransposeStep):
+            out.append(("T", s.x_row, s.x_rows, s.out_row))
+    return out
+
+
+def test_transpose_steps():
+    """(2, 3, 4): perm (1, 0, 2) is six single rows moved; (0, 2, 1) a transpose per block of
+    three rows; (2, 0, 1) swaps first and reorders the rows of (2, 4, 3) after; (1, 2, 0)
+    first brings axis 0 beside the lanes (rows of (3, 2, 4)), then swaps; (2, 1, 0) does both
+    and reorders the rows of (3, 4, 2) after."""
+    def mov(n):
+        return [("Mov", r, 1) for r in range(n)]
+    x = {"x": (2, 3, 4)}
+    assert _kinds(single("Transpose", x, perm=(1, 0, 2))) == mov(6)
+    assert _kinds(single("Transpose", x, perm=(0, 2, 1))) == [("T", 0, 3, 0), ("T", 3, 3, 4)]
+    assert _kinds(single("Transpose", x, perm=(2, 0, 1))) == [("T", 0, 3, 0), ("T", 3, 3, 4),
+                                                              *mov(8)]
+    swaps = [("T", 0, 2, 0), ("T", 2, 2, 4), ("T", 4, 2, 8)]
+    assert _kinds(single("Transpose", x, perm=(1, 2, 0))) == mov(6) + swaps
+    assert _kinds(single("Transpose", x, perm=(2, 1, 0))) == mov(6) + swaps + mov(12)
+
+
+SLICES = [((20, 10, 5), 1, 0, 9, 1), ((20, 10, 5), 1, 1, 1000, 1), ((20, 10, 5), 0, 19, -21, -1),
+          ((20, 10, 5), 1, 9, -11, -3), ((20, 10, 5), 2, 4, 1, -2), ((3, 700), 1, 650, 10, -7),
+          ((3, 700), 1, 5, 600, 2), ((4, 3, 321), 1, 0, 3, 2), ((4, 3, 321), 2, 320, -322, -1),
+          ((321, 2), 0, 1, 321, 2), ((2, 319), 1, 318, 0, -1), ((1, 1), 1, 0, 1, 1)]
+
+
+@pytest.mark.parametrize(("shape", "axis", "start", "end", "step"), SLICES, ids=str)
+def test_slice_of_any_axis_and_step_is_exact(shape, axis, start, end, step):
+    g = single("Slice", {"x": shape}, axis=axis, start=start, end=end, step=step)
+    x = random_inputs(g, len(shape) + axis)
+    cut = [slice(None)] * len(shape)
+    cut[axis] = slice(start, end if end >= -shape[axis] else None, step)
+    want = x["x"][tuple(cut)]
+    got = run(g, x)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_slice_in_fp16_mode_and_on_the_reference_core():
+    g = single("Slice", {"x": (4, 3, 321)}, axis=1, start=2, end=-4, step=-2)
+    x = random_inputs(g, 9)
+    np.testing.assert_array_equal(run(g, x, "fp16"), x["x"][:, 2::-2])
+    _, got = both_cores(g, x, "fp32")
+    np.testing.assert_array_equal(got["y"], x["x"][:, 2::-2])
+
+
+def test_slice_of_rows_in_one_run_is_a_view():
+    """Axis 0 of (20, 10, 5) from 3 to 7 is rows 30..69: no step at all."""
+    g = single("Slice", {"x": (20, 10, 5)}, axis=0, start=3, end=7, step=1)
+    low = compile_graph(g, "lp30", "fp32").lowered
+    assert low.steps == []
+    assert low.tensors[low.outputs["y"]].view == ("x", 30)
+    x = random_inputs(g, 1)
+    np.testing.assert_array_equal(run(g, x), x["x"][3:7])
+
+
+CONCATS = [([(2, 2, 2), (2, 2, 2)], 0), ([(2, 2, 2), (2, 3, 2)], 1),
+           ([(3, 2, 4, 5), (3, 1, 4, 5), (3, 3, 4, 5)], 1), ([(2, 3, 321), (2, 1, 321)], 1),
+           ([(2, 1, 319), (2, 1, 319)], -2), ([(1, 1), (1, 1)], 0), ([(321, 1), (321, 1)], 0)]
+
+
+@pytest.mark.parametrize(("shapes", "axis"), CONCATS, ids=str)
+def test_concat_along_leading_axes_is_exact(shapes, axis):
+    b = GraphBuilder("concat")
+    xs = [b.input(f"x{i}", s) for i, s in enumerate(shapes)]
+    b.output(b.op("Concat", xs, axis=axis), "y")
+    g = b.build()
+    inputs = random_inputs(g, len(shapes) + axis)
+    want = np.concatenate([inputs[f"x{i}"] for i in range(len(shapes))], axis=axis)
+    np.testing.assert_array_equal(run(g, inputs), want)
+    np.testing.assert_array_equal(run(g, inputs, "bf16"), want)
+
+
+def test_concat_of_interleaved_blocks_steps():
+    """Axis 1 of two (2, 2, 2): four blocks of two rows, each one Mov pass."""
+    b = GraphBuilder("concat")
+    xs = [b.input(f"x{i}", (2, 2, 2)) for i in range(2)]
+    b.output(b.op("Concat", xs, axis=1), "y")
+    assert _kinds(b.build()) == [("Mov", r, 2) for r in (0, 2, 4, 6)]
