@@ -165,6 +165,11 @@ class Lowering:
         """The index of an SXM lane map (z[l] = x[map[l]], -1: zero)."""
         t = tuple(values)
         if t not in self.lanemaps:
+            if len(self.lanemaps) == self.target.lane_maps:
+                raise UsageError(f"the program needs more than the {self.target.lane_maps} "
+                                 "lane maps an SXM instruction can name",
+                                 hint="fewer distinct lane moves (slices, concats and "
+                                      "reshapes of the last axis)")
             self.lanemaps.append(t)
         return self.lanemaps.index(t)
 
@@ -589,11 +594,11 @@ class Lowering:
     # ---- movement ----
     def op_Reshape(self, n: Node) -> None:
         src, dst = self.graph.value(n.inputs[0]).shape, self.graph.value(n.outputs[0]).shape
-        if (src[-1:] or (1,)) != (dst[-1:] or (1,)):
-            raise UsageError(f"node {n.name!r}: Reshape {src} -> {dst} changes the last "
-                             "dimension, which the chip lowering does not do yet",
-                             hint="reshapes that keep the last dimension are free")
         e = self.exprs[n.inputs[0]]
+        if (src[-1:] or (1,)) != (dst[-1:] or (1,)) and not isinstance(e, _LazyConst):
+            from lpu_emu.compiler.movement import reshape
+            self.exprs[n.outputs[0]] = E.Leaf(reshape(self, n))  # values move between lanes
+            return
         if isinstance(e, _LazyConst):
             self.exprs[n.outputs[0]] = _LazyConst(n.inputs[0], n.outputs[0])
             self.graph.constants.setdefault(n.outputs[0], np.asarray(

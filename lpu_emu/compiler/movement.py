@@ -58,16 +58,17 @@ def _runs(picks: np.ndarray) -> list[tuple[int, int, int]]:
 
 
 def lane_gather(low: Lowering, src: str, rows: int, idx: list[int], note: str) -> str:
-    """A tensor whose column j is column idx[j] of src: each output chunk takes its lanes from
-    every source chunk that holds one of them (a Distribute lane map each), summed."""
+    """A tensor whose column j is column idx[j] of src (0 where idx[j] is -1): each output chunk
+    takes its lanes from every source chunk that holds one of them (a Distribute lane map
+    each), summed; a chunk that takes none is a map of zeros."""
     lanes = low.target.lanes
     cols = len(idx)
     out = low.tensor(low.fresh(f"{src}.cols"), rows, cols)
     for c in range(math.ceil(cols / lanes)):
         want = idx[c * lanes:(c + 1) * lanes]
         terms = []
-        for k in sorted({i // lanes for i in want}):
-            m = [i - k * lanes if i // lanes == k else -1 for i in want]
+        for k in sorted({i // lanes for i in want if i >= 0}) or [0]:
+            m = [i - k * lanes if i >= 0 and i // lanes == k else -1 for i in want]
             m += [-1] * (lanes - len(m))
             leaf = E.Leaf(src, chunk=k)
             same = len(want) == lanes and m == list(range(lanes))
@@ -154,3 +155,84 @@ def transpose(low: Lowering, n: Node) -> str:
     order[-2], order[-1] = order[-1], order[-2]
     return permute_rows(low, x, tuple(shape[d] for d in order),
                         tuple(order.index(p) for p in perm[:-1]), f"{out}.rows", n.name)
+
+
+def reshape(low: Lowering, n: Node) -> str:
+    """A Reshape that changes the last dimension, (R, C) -> (R2, C2) as chip tensors.
+
+    Source row r holds the flat elements r*C .. r*C + C - 1, which land in output rows q0(r) =
+    r*C // C2 and on: piece t of the row goes to row q0 + t, shifted by d - t*C2 lanes (d = r*C
+    mod C2). Rows with one (d, t) form a class, moved together: its lanes by one Distribute
+    gather, its rows by a 0/1 matrix G (G[q0 + t, r] = 1) on the MXM, the values in exact parts
+    (as transposes are). Splitting lanes into rows (C2 < C) gathers each class's lanes first and
+    accumulates every class's G @ lanes in one matmul; merging rows into lanes gathers rows
+    first (G @ x per class) and sums the classes' shifted lanes on the VXM: either way the
+    intermediates are no larger than the output times the classes. Into or out of one column
+    (C2 or C is 1), each row is a transpose instead (a class per lane would need a lane map
+    each)."""
+    from lpu_emu.compiler.lowering import ACC, MmStep, Term
+    r, c = low.dims(n.inputs[0])
+    r2, c2 = low.dims(n.outputs[0])
+    x = low.leaf(n.inputs[0]).name
+    if c2 == 1:  # each row becomes a column: a transpose per row, no lane map
+        return swap_last(low, x, (r, 1, c), n.outputs[0], f"{n.name} rows to a column")
+    if c == 1:  # each block of c2 rows becomes a row
+        return swap_last(low, x, (r2, c2, 1), n.outputs[0], f"{n.name} a column to rows")
+    exact = low.mode.exact
+    out = low.tensor(low.fresh(n.outputs[0]), r2, c2)
+    classes = _classes(r, c, c2)
+    if c2 < c:
+        terms = []
+        for (d, t), pairs_ in classes.items():
+            lanes = lane_gather(low, x, r, _lane_idx(d, t, c, c2), f"{n.name} piece {t}")
+            g = low.const(f"{n.name}.rows", _picker(pairs_, r2, r), exact)
+            terms.append(Term((g,), low.tparts(E.Leaf(lanes), r, c2), parts=_parts(low)))
+        low.steps.append(MmStep(out, tuple(terms), ACC, exact, f"{n.name} rows"))
+        return out
+    xs = low.tparts(E.Leaf(x), r, c)
+    moved = []
+    for (d, t), pairs_ in classes.items():
+        y = low.tensor(low.fresh(f"{n.outputs[0]}.rows"), r2, c)
+        g = low.const(f"{n.name}.rows", _picker(pairs_, r2, r), exact)
+        low.steps.append(MmStep(y, (Term((g,), xs, parts=_parts(low)),), ACC, exact,
+                                f"{n.name} rows"))
+        moved.append((y, _lane_idx(d, t, c, c2)))
+    lanes = low.target.lanes
+    for k in range(math.ceil(c2 / lanes)):
+        terms = []
+        for y, idx in moved:
+            want = idx[k * lanes:(k + 1) * lanes]
+            for j in sorted({i // lanes for i in want if i >= 0}):
+                m = [i - j * lanes if i >= 0 and i // lanes == j else -1 for i in want]
+                m += [-1] * (lanes - len(m))
+                terms.append(E.Ex("Distribute", (E.Leaf(y, chunk=j),), imm=low.lanemap(m)))
+        low._sum_chunk(out, k, terms, r2, c2, f"{n.name} columns")
+    return out
+
+
+def _parts(low: Lowering) -> int:
+    """The parts `Lowering.tparts` splits into (exact in fp32 mode)."""
+    from lpu_emu.compiler.precision import TRANSPOSE_PARTS
+    return TRANSPOSE_PARTS if low.mode.name == "fp32" else 1
+
+
+def _classes(r: int, c: int, c2: int) -> dict[tuple[int, int], list[tuple[int, int]]]:
+    """(d, t) -> the (source row, output row) pairs of that class (see `reshape`)."""
+    out: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for row in range(r):
+        q0, d = divmod(row * c, c2)
+        for t in range((d + c - 1) // c2 + 1):
+            out.setdefault((d, t), []).append((row, q0 + t))
+    return out
+
+
+def _lane_idx(d: int, t: int, c: int, c2: int) -> list[int]:
+    """For each output lane, the source lane piece t of a row at offset d puts there (or -1)."""
+    return [j + t * c2 - d if 0 <= j + t * c2 - d < c else -1 for j in range(c2)]
+
+
+def _picker(pairs_: list[tuple[int, int]], rows: int, cols: int) -> np.ndarray:
+    g = np.zeros((rows, cols), dtype=np.float32)
+    for src, dst in pairs_:
+        g[dst, src] = 1.0
+    return g

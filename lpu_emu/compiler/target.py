@@ -56,6 +56,12 @@ class Target:
     def clock_hz(self) -> float:
         return self.chip.clock_hz
 
+    @property
+    def lane_maps(self) -> int:
+        """Lane maps one program can name: the values of Distribute's map field."""
+        op = next(o for o in self.ins("Distribute").operands if o.kind == "lanemap")
+        return self.isa.fields[op.fields[0]].mask + 1
+
     # ---- instructions ----
     def ins(self, mnemonic: str) -> Instruction:
         ins = self.isa.lookup(mnemonic)

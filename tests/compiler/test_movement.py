@@ -7,6 +7,7 @@ the 16-bit modes). Shapes reach the tiling's edges: 1, 319 and 321 lanes, 321 ro
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from compiler_helpers import both_cores, check, random_inputs, single
 from lpu_emu.compiler.builder import GraphBuilder
 from lpu_emu.compiler.lowering import MapStep, TransposeStep
 from lpu_emu.compiler.pipeline import compile_graph
+from lpu_emu.errors import UsageError
 
 
 def run(g, inputs: dict, mode: str = "fp32") -> np.ndarray:
@@ -147,3 +149,49 @@ def test_concat_of_interleaved_blocks_steps():
     xs = [b.input(f"x{i}", (2, 2, 2)) for i in range(2)]
     b.output(b.op("Concat", xs, axis=1), "y")
     assert _kinds(b.build()) == [("Mov", r, 2) for r in (0, 2, 4, 6)]
+
+
+RESHAPES = [((2, 3, 4), (2, 12)), ((2, 12), (2, 3, 4)), ((4,), (4, 1)),
+            ((3, 4, 5), (1, 3, 4, 5, 1)), ((6, 4), (4, 6)), ((3, 7), (7, 3)),
+            ((2, 3, 321), (2, 963)), ((2, 963), (6, 321)), ((4, 640), (2, 1280)),
+            ((2, 1280), (4, 640)), ((1, 319), (319, 1)), ((321, 1), (1, 321)), ((1, 1), (1,))]
+
+
+@pytest.mark.parametrize(("src", "dst"), RESHAPES, ids=str)
+def test_reshape_that_changes_the_last_axis_is_exact_fp32(src, dst):
+    g = single("Reshape", {"x": src}, shape=dst)
+    x = random_inputs(g, len(src) + len(dst))
+    got = run(g, x)
+    assert got.shape == dst
+    np.testing.assert_array_equal(got, x["x"].reshape(dst))
+
+
+@pytest.mark.parametrize(("src", "dst"), [((2, 3, 321), (2, 963)), ((2, 963), (6, 321))], ids=str)
+def test_reshape_in_bf16_mode(src, dst):
+    """The values cross the MXM as one bf16 part in the 16-bit modes (as transposes do)."""
+    g = single("Reshape", {"x": src}, shape=dst)
+    check(g, random_inputs(g, 5), "bf16")
+
+
+def test_reshape_steps():
+    """(2, 12) -> (2, 3, 4) splits lanes into rows: three lane gathers (one per piece of a row)
+    accumulated by one matmul of three terms; (2, 3, 4) -> (2, 12) merges rows into lanes: a
+    0/1 matmul per row offset (three), their lanes summed on the VXM."""
+    from lpu_emu.compiler.lowering import MmStep
+    g = single("Reshape", {"x": (2, 12)}, shape=(2, 3, 4))
+    mms = [s for s in compile_graph(g, "lp30", "fp32").lowered.steps if isinstance(s, MmStep)]
+    assert [len(s.terms) for s in mms] == [3]
+    g = single("Reshape", {"x": (2, 3, 4)}, shape=(2, 12))
+    low = compile_graph(g, "lp30", "fp32").lowered
+    assert [len(s.terms) for s in low.steps if isinstance(s, MmStep)] == [1, 1, 1]
+    assert len(low.lanemaps) == 3
+
+
+def test_reshape_that_needs_too_many_lane_maps_is_refused():
+    """(5, 319) -> (319, 5): the five rows start at five offsets within an output row, and their
+    pieces of five lanes move by 323 different shifts, a lane map each; an SXM instruction
+    names one of 256."""
+    g = single("Reshape", {"x": (5, 319)}, shape=(319, 5))
+    with pytest.raises(UsageError, match=re.escape(
+            "the program needs more than the 256 lane maps an SXM instruction can name")):
+        compile_graph(g, "lp30", "fp32")
