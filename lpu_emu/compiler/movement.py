@@ -163,14 +163,12 @@ def reshape(low: Lowering, n: Node) -> str:
     Source row r holds the flat elements r*C .. r*C + C - 1, which land in output rows q0(r) =
     r*C // C2 and on: piece t of the row goes to row q0 + t, shifted by d - t*C2 lanes (d = r*C
     mod C2). Rows with one (d, t) form a class, moved together: its lanes by one Distribute
-    gather, its rows by a 0/1 matrix G (G[q0 + t, r] = 1) on the MXM, the values in exact parts
-    (as transposes are). Splitting lanes into rows (C2 < C) gathers each class's lanes first and
-    accumulates every class's G @ lanes in one matmul; merging rows into lanes gathers rows
-    first (G @ x per class) and sums the classes' shifted lanes on the VXM: either way the
-    intermediates are no larger than the output times the classes. Into or out of one column
-    (C2 or C is 1), each row is a transpose instead (a class per lane would need a lane map
-    each)."""
-    from lpu_emu.compiler.lowering import ACC, MmStep, Term
+    gather, its rows by Mov passes where a row of the result is one piece (or one class has
+    every output row), else by a 0/1 matrix G (G[q0 + t, r] = 1) on the MXM, the values in
+    exact parts (as transposes are). Splitting lanes into rows (C2 < C) gathers lanes first,
+    merging rows into lanes (C2 > C) gathers rows first: either way the intermediates are no
+    larger than the output times the classes. Into or out of one column (C2 or C is 1), each
+    row is a transpose instead (a class per lane would need a lane map each)."""
     r, c = low.dims(n.inputs[0])
     r2, c2 = low.dims(n.outputs[0])
     x = low.leaf(n.inputs[0]).name
@@ -178,24 +176,52 @@ def reshape(low: Lowering, n: Node) -> str:
         return swap_last(low, x, (r, 1, c), n.outputs[0], f"{n.name} rows to a column")
     if c == 1:  # each block of c2 rows becomes a row
         return swap_last(low, x, (r2, c2, 1), n.outputs[0], f"{n.name} a column to rows")
-    exact = low.mode.exact
     out = low.tensor(low.fresh(n.outputs[0]), r2, c2)
-    classes = _classes(r, c, c2)
     if c2 < c:
-        terms = []
-        for (d, t), pairs_ in classes.items():
-            lanes = lane_gather(low, x, r, _lane_idx(d, t, c, c2), f"{n.name} piece {t}")
-            g = low.const(f"{n.name}.rows", _picker(pairs_, r2, r), exact)
-            terms.append(Term((g,), low.tparts(E.Leaf(lanes), r, c2), parts=_parts(low)))
-        low.steps.append(MmStep(out, tuple(terms), ACC, exact, f"{n.name} rows"))
-        return out
-    xs = low.tparts(E.Leaf(x), r, c)
+        _split_lanes(low, n, x, out, (r, c, r2, c2))
+    else:
+        _merge_lanes(low, n, x, out, (r, c, r2, c2))
+    return out
+
+
+def _split_lanes(low: Lowering, n: Node, x: str, out: str, dims: tuple[int, ...]) -> None:
+    """Each class's lanes gathered from every row; where C2 divides C (each output row is one
+    piece of one source row) its rows then move by Mov passes, else one matmul accumulates
+    every class's G @ lanes."""
+    from lpu_emu.compiler.lowering import ACC, MmStep, Term
+    r, c, r2, c2 = dims
+    classes = _classes(r, c, c2)
+    pieces = {key: lane_gather(low, x, r, _lane_idx(*key, c, c2), f"{n.name} piece {key[1]}")
+              for key in classes}
+    if c % c2 == 0:
+        for key, pairs_ in classes.items():
+            _move_rows(low, out, pieces[key], pairs_, f"{n.name} piece {key[1]}")
+        return
+    exact = low.mode.exact
+    terms = tuple(Term((low.const(f"{n.name}.rows", _picker(pairs_, r2, r), exact),),
+                       low.tparts(E.Leaf(pieces[key]), r, c2), parts=_parts(low))
+                  for key, pairs_ in classes.items())
+    low.steps.append(MmStep(out, terms, ACC, exact, f"{n.name} rows"))
+
+
+def _merge_lanes(low: Lowering, n: Node, x: str, out: str, dims: tuple[int, ...]) -> None:
+    """Each class's rows gathered first (Mov passes where the class has every output row, else
+    G @ x on the MXM), then every class's lanes shifted into place and summed."""
+    from lpu_emu.compiler.lowering import ACC, MmStep, Term
+    r, c, r2, c2 = dims
+    exact = low.mode.exact
     moved = []
-    for (d, t), pairs_ in classes.items():
+    for (d, t), pairs_ in _classes(r, c, c2).items():
         y = low.tensor(low.fresh(f"{n.outputs[0]}.rows"), r2, c)
-        g = low.const(f"{n.name}.rows", _picker(pairs_, r2, r), exact)
-        low.steps.append(MmStep(y, (Term((g,), xs, parts=_parts(low)),), ACC, exact,
-                                f"{n.name} rows"))
+        if sorted(q for _, q in pairs_) == list(range(r2)):
+            # copied, not viewed: the sum below reads every class at once, and views of one
+            # storage would read its slices twice a cycle
+            _move_rows(low, y, x, pairs_, f"{n.name} piece {t}")
+        else:
+            g = low.const(f"{n.name}.rows", _picker(pairs_, r2, r), exact)
+            low.steps.append(MmStep(y, (Term((g,), low.tparts(E.Leaf(x), r, c),
+                                             parts=_parts(low)),), ACC, exact,
+                                    f"{n.name} rows"))
         moved.append((y, _lane_idx(d, t, c, c2)))
     lanes = low.target.lanes
     for k in range(math.ceil(c2 / lanes)):
@@ -207,7 +233,22 @@ def reshape(low: Lowering, n: Node) -> str:
                 m += [-1] * (lanes - len(m))
                 terms.append(E.Ex("Distribute", (E.Leaf(y, chunk=j),), imm=low.lanemap(m)))
         low._sum_chunk(out, k, terms, r2, c2, f"{n.name} columns")
-    return out
+
+
+def _move_rows(low: Lowering, out: str, src: str, pairs_: list[tuple[int, int]],
+               note: str) -> None:
+    """out[q] = src[s] for each (s, q): a Mov pass per run where both rows advance together."""
+    from lpu_emu.compiler.lowering import MapStep
+    pairs_ = sorted(pairs_, key=lambda p: p[1])
+    first = 0
+    for i in range(1, len(pairs_) + 1):
+        if i < len(pairs_) and pairs_[i] == (pairs_[i - 1][0] + 1, pairs_[i - 1][1] + 1):
+            continue
+        s, q = pairs_[first]
+        low.steps.append(MapStep(out, E.Ex("Mov", (E.Leaf(src, row=s - q),)),
+                                 f"{note} rows {q}..{q + i - first - 1}", row0=q,
+                                 rows=i - first))
+        first = i
 
 
 def _parts(low: Lowering) -> int:

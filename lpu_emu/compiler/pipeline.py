@@ -123,8 +123,9 @@ def place(low: Lowered, target: Target, memory: Memory) -> dict[str, Loc]:
     get different homes (a kernel reads or writes each MEM slice at most once a cycle)."""
     together: dict[str, set[str]] = {n: set() for n in low.tensors}
     order: list[str] = []
-    for run in build.runs(low.steps):
-        names = list(dict.fromkeys(n for step in run for n in _step_tensors(step)))
+    for run in build.runs(low.steps):  # a view stands for its storage (placed before it)
+        names = list(dict.fromkeys(_storage(low, n) for step in run
+                                   for n in _step_tensors(step)))
         for n in names:
             together[n] |= set(names) - {n}
             if n not in order:
@@ -156,6 +157,13 @@ def place(low: Lowered, target: Target, memory: Memory) -> dict[str, Loc]:
             avoid = set().union(*(locs[m].homes() for m in together[n] if m in locs))
             locs[n] = memory.alloc(n, spec.dtype, spec.rows, spec.cols, avoid)
     return locs
+
+
+def _storage(low: Lowered, name: str) -> str:
+    """The tensor whose storage `name` is (itself, or what its view chain ends at)."""
+    while low.tensors[name].view is not None:
+        name = low.tensors[name].view[0]
+    return name
 
 
 def _step_tensors(step) -> list[str]:

@@ -126,6 +126,16 @@ def test_slice_of_rows_in_one_run_is_a_view():
     np.testing.assert_array_equal(run(g, x), x["x"][3:7])
 
 
+def test_a_view_read_before_its_storage_is_placed_after_it():
+    """Exp of rows 2..4 of an input: the only step reads the view, never the input itself, so
+    placement must place the input (the view's storage) first (was a KeyError)."""
+    b = GraphBuilder("sliced")
+    s = b.op("Slice", [b.input("x", (1, 6, 5))], axis=1, start=2, end=5, step=1)
+    b.output(b.op("Exp", [s]), "y")
+    g = b.build()
+    check(g, random_inputs(g, 1), "fp32")
+
+
 CONCATS = [([(2, 2, 2), (2, 2, 2)], 0), ([(2, 2, 2), (2, 3, 2)], 1),
            ([(3, 2, 4, 5), (3, 1, 4, 5), (3, 3, 4, 5)], 1), ([(2, 3, 321), (2, 1, 321)], 1),
            ([(2, 1, 319), (2, 1, 319)], -2), ([(1, 1), (1, 1)], 0), ([(321, 1), (321, 1)], 0)]
@@ -154,7 +164,8 @@ def test_concat_of_interleaved_blocks_steps():
 RESHAPES = [((2, 3, 4), (2, 12)), ((2, 12), (2, 3, 4)), ((4,), (4, 1)),
             ((3, 4, 5), (1, 3, 4, 5, 1)), ((6, 4), (4, 6)), ((3, 7), (7, 3)),
             ((2, 3, 321), (2, 963)), ((2, 963), (6, 321)), ((4, 640), (2, 1280)),
-            ((2, 1280), (4, 640)), ((1, 319), (319, 1)), ((321, 1), (1, 321)), ((1, 1), (1,))]
+            ((2, 1280), (4, 640)), ((1, 319), (319, 1)), ((321, 1), (1, 321)), ((1, 1), (1,)),
+            ((2, 3, 4), (24,)), ((1, 24), (6, 4)), ((3, 321), (1, 963))]
 
 
 @pytest.mark.parametrize(("src", "dst"), RESHAPES, ids=str)
@@ -166,25 +177,49 @@ def test_reshape_that_changes_the_last_axis_is_exact_fp32(src, dst):
     np.testing.assert_array_equal(got, x["x"].reshape(dst))
 
 
-@pytest.mark.parametrize(("src", "dst"), [((2, 3, 321), (2, 963)), ((2, 963), (6, 321))], ids=str)
+@pytest.mark.parametrize(("src", "dst"), [((2, 3, 321), (2, 963)), ((2, 963), (6, 321)),
+                                          ((6, 4), (4, 6)), ((3, 7), (7, 3))], ids=str)
 def test_reshape_in_bf16_mode(src, dst):
-    """The values cross the MXM as one bf16 part in the 16-bit modes (as transposes do)."""
+    """Where one axis divides the other, rows and lanes move by Mov and Distribute: exact in
+    every mode. Otherwise the rows cross the MXM as one bf16 part (as transposes do)."""
     g = single("Reshape", {"x": src}, shape=dst)
-    check(g, random_inputs(g, 5), "bf16")
+    x = random_inputs(g, 5)
+    if max(src[-1], dst[-1]) % min(src[-1], dst[-1]) == 0:
+        np.testing.assert_array_equal(run(g, x, "bf16"), x["x"].reshape(dst))
+    else:
+        check(g, x, "bf16")
+
+
+def test_reshape_keeps_infinities_where_one_axis_divides_the_other():
+    x = np.arange(24, dtype=np.float32).reshape(2, 12)
+    x[0, 5], x[1, 0] = np.inf, -np.inf
+    g = single("Reshape", {"x": (2, 12)}, shape=(2, 3, 4))
+    np.testing.assert_array_equal(run(g, {"x": x}), x.reshape(2, 3, 4))
+    g = single("Reshape", {"x": (2, 3, 4)}, shape=(2, 12))
+    np.testing.assert_array_equal(run(g, {"x": x.reshape(2, 3, 4)}), x)
+
+
+def _mov_rows(g) -> list[tuple]:
+    return [(s.row0, s.rows) for s in compile_graph(g, "lp30", "fp32").lowered.steps
+            if isinstance(s, MapStep) and s.expr.mnemonic == "Mov"]
 
 
 def test_reshape_steps():
-    """(2, 12) -> (2, 3, 4) splits lanes into rows: three lane gathers (one per piece of a row)
-    accumulated by one matmul of three terms; (2, 3, 4) -> (2, 12) merges rows into lanes: a
-    0/1 matmul per row offset (three), their lanes summed on the VXM."""
+    """(2, 12) -> (2, 3, 4) splits lanes into rows: three lane gathers (one per piece of a
+    row), then each piece's rows move to rows t, 3 + t (one Mov each); (2, 3, 4) -> (2, 12)
+    gathers the rows of each offset (rows j, 3 + j) and sums the three shifted by Distribute;
+    (6, 4) -> (4, 6) has rows split between two output rows: 0/1 matmuls."""
     from lpu_emu.compiler.lowering import MmStep
     g = single("Reshape", {"x": (2, 12)}, shape=(2, 3, 4))
-    mms = [s for s in compile_graph(g, "lp30", "fp32").lowered.steps if isinstance(s, MmStep)]
-    assert [len(s.terms) for s in mms] == [3]
+    assert _mov_rows(g) == [(t + 3 * r, 1) for t in range(3) for r in range(2)]
     g = single("Reshape", {"x": (2, 3, 4)}, shape=(2, 12))
     low = compile_graph(g, "lp30", "fp32").lowered
-    assert [len(s.terms) for s in low.steps if isinstance(s, MmStep)] == [1, 1, 1]
+    assert _mov_rows(g) == [(r, 1) for _ in range(3) for r in range(2)]
     assert len(low.lanemaps) == 3
+    assert not any(isinstance(s, MmStep) for s in low.steps)
+    g = single("Reshape", {"x": (6, 4)}, shape=(4, 6))
+    mms = [s for s in compile_graph(g, "lp30", "fp32").lowered.steps if isinstance(s, MmStep)]
+    assert len(mms) == 4  # the classes (d, t): (0, 0), (4, 0), (4, 1), (2, 0)
 
 
 def test_reshape_that_needs_too_many_lane_maps_is_refused():
