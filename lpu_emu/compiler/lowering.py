@@ -399,9 +399,29 @@ class Lowering:
                 return
             args = [self.leaf_of(p) if a is ACC else a for a in args]
             self.exprs[p.step.out] = E.Leaf(p.step.out)
-            self.exprs[node.outputs[0]] = build(*args)
-        else:
-            self.exprs[node.outputs[0]] = build(*args)
+        self.exprs[node.outputs[0]] = self._fuse(node, args, build)
+
+    def _fuse(self, node: Node, args: list, build):
+        """build(args), its operands' fused chains materialised first, the longest first,
+        while the whole would not fit one VXM pass: the limits are checked before the node
+        joins a chain, so no fused Expr ever exceeds them."""
+        e = build(*args)
+        while not self._fits(e):
+            fused = [(E.size(a)[0], i) for i, a in enumerate(args) if isinstance(a, E.Ex)]
+            if not fused:
+                break  # the op alone is too big: _must_materialise stages it
+            value = node.inputs[max(fused)[1]]
+            leaf = self.leaf(value)
+            args = [leaf if v == value and isinstance(a, E.Ex) else a
+                    for v, a in zip(node.inputs, args, strict=True)]
+            e = build(*args)
+        return e
+
+    @staticmethod
+    def _fits(e) -> bool:
+        """True if Expr e fits one VXM pass: MAX_ALUS ops, MAX_LARGE transcendentals."""
+        ops, large = E.size(e)
+        return ops <= MAX_ALUS and large <= MAX_LARGE
 
     def leaf_of(self, p: _Pending) -> E.Leaf:
         self.steps.append(p.step)
