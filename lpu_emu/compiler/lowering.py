@@ -406,7 +406,7 @@ class Lowering:
         while the whole would not fit one VXM pass: the limits are checked before the node
         joins a chain, so no fused Expr ever exceeds them."""
         e = build(*args)
-        while not self._fits(e):
+        while not self.fits(e):
             fused = [(E.size(a)[0], i) for i, a in enumerate(args) if isinstance(a, E.Ex)]
             if not fused:
                 break  # the op alone is too big: _must_materialise stages it
@@ -417,11 +417,15 @@ class Lowering:
             e = build(*args)
         return e
 
-    @staticmethod
-    def _fits(e) -> bool:
-        """True if Expr e fits one VXM pass: MAX_ALUS ops, MAX_LARGE transcendentals."""
+    def fits(self, e) -> bool:
+        """True if Expr e fits one VXM pass: MAX_ALUS ops, MAX_LARGE transcendentals, and
+        leaves whose reads take at most half the streams of one direction. Every read gets a
+        stream group of its own, flowing toward the VXM from its tensor's hemisphere, so the
+        reads of one pass may all flow one way; half a direction for them leaves the rest of
+        both directions for the ALU results and their Mov waits."""
         ops, large = E.size(e)
-        return ops <= MAX_ALUS and large <= MAX_LARGE
+        reads = sum(self.target.width(self.tensors[lf.name].dtype) for lf in E.leaves(e))
+        return ops <= MAX_ALUS and large <= MAX_LARGE and reads <= self.target.streams // 2
 
     def leaf_of(self, p: _Pending) -> E.Leaf:
         self.steps.append(p.step)

@@ -166,6 +166,22 @@ def test_fused_chains_stay_within_max_alus():
     assert sizes == [MAX_ALUS, 12 - MAX_ALUS]
 
 
+def test_a_sum_of_nine_tensors_is_staged_in_passes_of_four_fp32_leaves():
+    """Each read takes a stream group of its own; a pass reads at most half of one
+    direction's streams (16 of 32 on lp30: four fp32 tensors). Before, all nine were one pass
+    and the kernel ran out of stream groups flowing east."""
+    def build(b):
+        v = b.input("x0", (3, 8))
+        for i in range(1, 9):
+            v = b.add(v, b.input(f"x{i}", (3, 8)))
+        b.output(v, "y")
+    assert lowered(build) == expect("""
+        map add_2_1 = Add(Add(Add(x0, x1), x2), x3)
+        map add_5_2 = Add(Add(Add(add_2_1, x4), x5), x6)
+        map add_7_3 = Add(Add(add_5_2, x7), x8)
+    """)
+
+
 def lower_steps(build, dtype: str = "bf16"):
     b = GraphBuilder("g")
     build(b)
