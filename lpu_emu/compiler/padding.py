@@ -1,0 +1,185 @@
+"""Padding lanes: a lowering pass that keeps them finite wherever they meet the MXM.
+
+A tensor of C columns fills ceil(C / lanes) vectors; the lanes of its last chunk past C are
+padding. The VXM computes every lane, so a padding lane holds whatever the expression gives for
+the padding of its leaves, and the MXM multiplies every lane of a vector by a weight row (zero
+past K; identity zeros in a transpose). 0 * x is 0 only for finite x, so one non-finite padding
+lane makes every output of the product NaN. The invariant: **the padding lanes of every MXM
+operand are finite.**
+
+Padding is tracked per tensor as a class: `Z` (zero: inputs and constants, as the host writes
+them), `P` (finite and positive), `U` (finite) and `X` (maybe inf or NaN). Under finite operands
+the only VXM op that gives a non-finite padding lane is `Rsqrt` of a padding not known
+positive: rsqrt(0) is inf, so 1/x, x/y (x * rsqrt(y*y)^2) and sqrt(x) (x * rsqrt(x)) of a zero
+padding are 0 * inf = NaN.
+
+Everything else is assumed not to overflow fp32 in a padding lane where the real lanes do not:
+padding values are functions of the row's own values (a mean, a max, a scale). A sum of
+exp(x - max x) down rows is at least 1 in every lane (its largest term is exp(0)), so the
+softmax's reciprocal of it stays finite.
+
+The fix, applied to the conversion pass that writes an MXM operand (the VXM's last `Cvt`): an
+`X` padding is zeroed in the last chunk by an SXM `Distribute` on the converted value (lanes
+past C map to -1). It costs one SXM issue per vector of that chunk and the trip from the VXM
+out to the hemisphere's SXM and back to the written slice (about 20 cycles of latency per
+conversion pass: 790 -> 828 cycles for sqrt(x) @ W in fp32, two parts); only graphs that feed
+a 1/x, x/y or sqrt(x) to the MXM pay it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from lpu_emu.compiler import expr as E
+from lpu_emu.compiler.lowering import Lowered, MapStep, MmStep, ReduceStep, TransposeStep
+from lpu_emu.compiler.target import Target
+
+Z, P, U, X = "Z", "P", "U", "X"  # zero, finite positive, finite, maybe non-finite
+
+
+def join(a: str, b: str) -> str:
+    """The class of a lane that holds a or b."""
+    if a == b:
+        return a
+    return X if X in (a, b) else U
+
+
+def classify(e, pad: dict[str, str], target: Target) -> str:
+    """The padding class of Expr e, given its leaves' tensors' classes (a column leaf is a
+    row's value stored across all lanes: finite)."""
+    if isinstance(e, E.Leaf):
+        return U if e.mode == "col" else pad.get(e.name, U)
+    if isinstance(e, E.Imm):
+        return _const(e.value)
+    args = [classify(a, pad, target) for a in e.args]
+    if e.imm is not None and e.mnemonic in ("AddI", "MulI", "MaxI", "MinI"):
+        args.append(_const(e.imm))
+    if X in args:
+        return X
+    return _op(e, args, target)
+
+
+def _const(v: float) -> str:
+    return Z if v == 0 else P if v > 0 else U
+
+
+def _op(e, args: list[str], target: Target) -> str:
+    m = e.mnemonic
+    if m == "Rsqrt":
+        return P if args[0] == P else X
+    if m == "Cvt":
+        return args[0]
+    if m == "Exp":
+        return P if args[0] in (Z, P) else U
+    if m in ("Mul", "MulI"):
+        if Z in args:
+            return Z
+        return P if all(a == P for a in args) else U
+    if m in ("Add", "AddI"):
+        if all(a == Z for a in args):
+            return Z
+        return P if all(a in (Z, P) for a in args) else U
+    if m in ("Neg", "Tanh", "Erf", "Relu", "Abs", "Sub", "Max", "Min", "MaxI", "MinI", "Mov",
+             "Distribute"):
+        return Z if all(a == Z for a in args) else U
+    return U
+
+
+def _mm_class(step: MmStep, pad: dict[str, str], out_bcast: bool, target: Target) -> str:
+    """An MXM result's padding lanes: zero when every stationary operand is installed as is
+    with zero padding columns (W's columns past N meet every x), else finite."""
+    if out_bcast:
+        return U  # every lane is the row's value
+    acc = Z if all(t.install == "IW" and all(pad.get(w, U) == Z for w in t.w)
+                   for t in step.terms) else U
+    return classify(step.epilogue, {**pad, "@acc": acc}, target)
+
+
+def _sum_of_exp(step: ReduceStep, maxima: dict[str, str]) -> bool:
+    """A sum of exp(x - m) down rows, m the max of x down the same rows: at least 1."""
+    e = step.expr
+    if step.how != "sum" or not isinstance(e, E.Ex) or e.mnemonic != "Exp":
+        return False
+    d = e.args[0]
+    return (isinstance(d, E.Ex) and d.mnemonic == "Sub" and isinstance(d.args[0], E.Leaf)
+            and isinstance(d.args[1], E.Leaf) and d.args[1].mode == "row"
+            and maxima.get(d.args[1].name) == d.args[0].name)
+
+
+def mxm_operands(steps: list) -> set[str]:
+    """Tensors an MXM step streams or installs (their parts)."""
+    out: set[str] = set()
+    for s in steps:
+        if isinstance(s, MmStep):
+            for t in s.terms:
+                out.update(t.x + t.w)
+        elif isinstance(s, TransposeStep):
+            out.update(s.x)
+    return out
+
+
+def finite_padding(low: Lowered, target: Target) -> Lowered:
+    """The lowering with every MXM operand's conversion pass fixed where its padding lanes
+    could be non-finite (see the module doc)."""
+    feeds = mxm_operands(low.steps)
+    pad: dict[str, str] = {name: Z for name, t in low.tensors.items()
+                           if t.role in ("input", "const")}
+    maxima: dict[str, str] = {}
+    steps: list = []
+    for s in low.steps:
+        if isinstance(s, MapStep) and s.out in feeds:
+            fixed = _fix(s, low, pad, target)
+            steps += fixed
+            for f in fixed:
+                pad[s.out] = _merge(pad, s.out, classify(f.expr, pad, target))
+            continue
+        steps.append(s)
+        if isinstance(s, MapStep):
+            pad[s.out] = _merge(pad, s.out, classify(s.expr, pad, target))
+        elif isinstance(s, MmStep):
+            pad[s.out] = _merge(pad, s.out, _mm_class(s, pad, low.tensors[s.out].bcast, target))
+        elif isinstance(s, TransposeStep):
+            pad[s.out] = _merge(pad, s.out, U)
+        elif isinstance(s, ReduceStep):
+            if s.how == "max" and isinstance(s.expr, E.Leaf):
+                maxima[s.out] = s.expr.name
+            c = P if _sum_of_exp(s, maxima) else classify(s.expr, pad, target)
+            pad[s.out] = _merge(pad, s.out, c)
+            if s.also:
+                pad[s.also] = _merge(pad, s.also, classify(s.expr, pad, target))
+    return replace(low, steps=steps)
+
+
+def _merge(pad: dict[str, str], name: str, c: str) -> str:
+    """A tensor written by several steps (row ranges, chunks) holds each one's padding."""
+    return join(pad[name], c) if name in pad else c
+
+
+def _fix(s: MapStep, low: Lowered, pad: dict[str, str], target: Target) -> list[MapStep]:
+    """The conversion pass s with its padding lanes made finite (zeroed)."""
+    spec = low.tensors[s.out]
+    lanes = target.lanes
+    width = spec.cols - (math.ceil(spec.cols / lanes) - 1) * lanes
+    if width == lanes or spec.bcast:
+        return [s]  # no padding lanes
+    if classify(s.expr, pad, target) != X:
+        return [s]
+    return _zero_last_chunk(s, low, width, target)
+
+
+def _zero_last_chunk(s: MapStep, low: Lowered, width: int, target: Target) -> list[MapStep]:
+    """s with its last chunk's lanes past `width` zeroed by an SXM Distribute on the way to
+    SRAM (the earlier chunks have no padding and stay as they are)."""
+    lanes = target.lanes
+    last = math.ceil(low.tensors[s.out].cols / lanes) - 1
+    if s.chunk is not None and s.chunk != last:
+        return [s]
+    keep = tuple(j if j < width else -1 for j in range(lanes))
+    if keep not in low.lanemaps:
+        low.lanemaps.append(keep)
+    dtype = s.expr.dtype2 if isinstance(s.expr, E.Ex) and s.expr.mnemonic == "Cvt" else "fp32"
+    zeroed = E.Ex("Distribute", (s.expr,), imm=low.lanemaps.index(keep),
+                  dtype=dtype or "fp32")
+    out = [replace(s, chunk=c) for c in range(last)] if s.chunk is None else []
+    return out + [replace(s, expr=zeroed, chunk=last)]

@@ -1,0 +1,82 @@
+"""The finite-padding pass, before and after: which conversions to the MXM dtype it fixes, how,
+and that the built-in layers need none of it in the bf16-range modes (so it costs them nothing).
+
+Steps are rendered as in test_lowering (a Distribute's map index is its last argument)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_lowering import expect, render
+
+from lpu_emu.compiler import expr as E
+from lpu_emu.compiler.builder import GraphBuilder
+from lpu_emu.compiler.layers import bert_encoder_layer, gpt_decoder_layer, random_weights
+from lpu_emu.compiler.lowering import lower
+from lpu_emu.compiler.padding import P, U, X, Z, classify, finite_padding
+from lpu_emu.compiler.precision import mode
+from lpu_emu.compiler.target import Target
+
+LP30 = Target.of("lp30")
+
+
+def before_after(build, dtype: str) -> tuple[list[str], list[str]]:
+    b = GraphBuilder("g")
+    build(b)
+    low = lower(b.build(), mode(dtype), LP30)
+    before = [render(s) for s in low.steps]
+    after = finite_padding(low, LP30)
+    return before, [render(s) + (f" chunk {s.chunk}" if getattr(s, "chunk", None) is not None
+                                 else "") for s in after.steps]
+
+
+def test_a_reciprocal_into_a_matmul_has_its_last_chunk_padding_zeroed():
+    """1/x of a zero padding is 0 * inf: the conversion of its last chunk (330 columns: 10
+    real lanes) goes through an SXM Distribute that zeroes lanes 10..319; chunk 0 has no
+    padding and is converted as before."""
+    def build(b):
+        r = b.op("Reciprocal", [b.input("x", (2, 330))])
+        b.output(b.matmul(r, b.constant("w", np.ones((330, 4), np.float32))), "y")
+    before, after = before_after(build, "bf16")
+    assert before[2] == "map reciprocal_1_bf160_5 = Cvt.fp32.bf16(reciprocal_1)"
+    assert after == expect("""
+        map stage_2 = Mul(Rsqrt(Mul(x, x)), Rsqrt(Mul(x, x)))
+        map reciprocal_1 = Mul(x, stage_2)
+        map reciprocal_1_bf160_5 = Cvt.fp32.bf16(reciprocal_1) chunk 0
+        map reciprocal_1_bf160_5 = Distribute(Cvt.fp32.bf16(reciprocal_1), 0) chunk 1
+        mm.bf16 matmul_3 = @acc with @acc = reciprocal_1_bf160_5 @ w_4
+    """)
+
+
+@pytest.mark.parametrize("op", ["Exp", "Tanh", "Sigmoid", "Relu"])
+def test_finite_padding_into_a_matmul_is_left_alone(op):
+    """exp(0) = 1, sigmoid(0) = 0.5: finite, so 0 times them is 0."""
+    def build(b):
+        r = b.op(op, [b.input("x", (2, 8))])
+        b.output(b.matmul(r, b.constant("w", np.ones((8, 4), np.float32))), "y")
+    before, after = before_after(build, "fp32")
+    assert after == before
+
+
+def test_classes_of_padding_lanes():
+    z, col = E.Leaf("z"), E.Leaf("m", "col")
+    pad = {"z": Z, "s": P}
+    assert classify(E.unary("Rsqrt", E.mul(z, z)), pad, LP30) == X  # rsqrt(0) = inf
+    assert classify(E.unary("Rsqrt", E.Leaf("s", "row")), pad, LP30) == P  # a sum of exps
+    assert classify(E.unary("Exp", z), pad, LP30) == P
+    assert classify(E.mul(E.sub(z, col), E.sub(z, col)), pad, LP30) == U  # mean^2
+    assert classify(E.mul(E.sub(z, col), E.Leaf("g", "row")), {**pad, "g": Z}, LP30) == Z
+    assert classify(E.mul(E.unary("Rsqrt", z), z), pad, LP30) == X  # 0 * inf
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
+@pytest.mark.parametrize("layer", ["bert", "gpt"])
+def test_the_built_in_layers_need_no_fix(layer, dtype):
+    """Their MXM operands' padding is zero or finite within bf16's range (LayerNorm's affine
+    output is zero past d; softmax probabilities are finite): the pass changes nothing."""
+    w = random_weights(64, 128, seed=0)
+    g = (bert_encoder_layer(w, seq=4, heads=2) if layer == "bert"
+         else gpt_decoder_layer(w, seq=4, heads=2))
+    low = lower(g, mode(dtype), LP30)
+    steps = list(low.steps)
+    assert finite_padding(low, LP30).steps == steps
