@@ -9,21 +9,30 @@ operand are finite.**
 
 Padding is tracked per tensor as a class: `Z` (zero: inputs and constants, as the host writes
 them), `P` (finite and positive), `U` (finite) and `X` (maybe inf or NaN). Under finite operands
-the only VXM op that gives a non-finite padding lane is `Rsqrt` of a padding not known
-positive: rsqrt(0) is inf, so 1/x, x/y (x * rsqrt(y*y)^2) and sqrt(x) (x * rsqrt(x)) of a zero
-padding are 0 * inf = NaN.
+the only VXM ops that give a non-finite padding lane are:
+
+- `Rsqrt` of a padding not known positive: rsqrt(0) is inf, so 1/x, x/y (x * rsqrt(y*y)^2) and
+  sqrt(x) (x * rsqrt(x)) of a zero padding are 0 * inf = NaN;
+- a conversion to a float narrower than fp32 (fp16, fp8e4m3: largest finite value below fp32's
+  top binade; bf16 has fp32's range) of a padding not known zero: a row's mean^2 (a
+  LayerNorm's squared deviation) is inf in fp16 from |mean| >= 256.
 
 Everything else is assumed not to overflow fp32 in a padding lane where the real lanes do not:
 padding values are functions of the row's own values (a mean, a max, a scale). A sum of
 exp(x - max x) down rows is at least 1 in every lane (its largest term is exp(0)), so the
 softmax's reciprocal of it stays finite.
 
-The fix, applied to the conversion pass that writes an MXM operand (the VXM's last `Cvt`): an
-`X` padding is zeroed in the last chunk by an SXM `Distribute` on the converted value (lanes
-past C map to -1). It costs one SXM issue per vector of that chunk and the trip from the VXM
-out to the hemisphere's SXM and back to the written slice (about 20 cycles of latency per
-conversion pass: 790 -> 828 cycles for sqrt(x) @ W in fp32, two parts); only graphs that feed
-a 1/x, x/y or sqrt(x) to the MXM pay it.
+The fixes, applied to the conversion pass that writes an MXM operand (the VXM's last `Cvt`):
+
+- a finite padding into a narrower float: the value is clamped to the dtype's finite range
+  first (`MaxI`, `MinI`: two ALU ops, four cycles of latency), as fp8 recipes saturate; a real
+  lane that would have overflowed to inf saturates too. In fp16 and fp8 mode the built-in
+  layers pay it on LayerNorm's variance (fp16) and the softmax probabilities.
+- otherwise an `X` padding is zeroed in the last chunk by an SXM `Distribute` on the converted
+  value (lanes past C map to -1). It costs one SXM issue per vector of that chunk and the trip
+  from the VXM out to the hemisphere's SXM and back to the written slice (about 20 cycles of
+  latency per conversion pass: 790 -> 828 cycles for sqrt(x) @ W in fp32, two parts); only
+  graphs that feed a 1/x, x/y or sqrt(x) to the MXM pay it.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from dataclasses import replace
 from lpu_emu.compiler import expr as E
 from lpu_emu.compiler.lowering import Lowered, MapStep, MmStep, ReduceStep, TransposeStep
 from lpu_emu.compiler.target import Target
+from lpu_emu.numerics import max_finite
 
 Z, P, U, X = "Z", "P", "U", "X"  # zero, finite positive, finite, maybe non-finite
 
@@ -43,6 +53,13 @@ def join(a: str, b: str) -> str:
     if a == b:
         return a
     return X if X in (a, b) else U
+
+
+def narrower(dtype: str, target: Target) -> bool:
+    """True for a float dtype whose largest finite value is below fp32's top binade."""
+    if target.isa.dtypes[dtype].kind != "float":
+        return False
+    return max_finite(dtype) < 2.0 ** math.floor(math.log2(max_finite("fp32")))
 
 
 def classify(e, pad: dict[str, str], target: Target) -> str:
@@ -69,6 +86,9 @@ def _op(e, args: list[str], target: Target) -> str:
     if m == "Rsqrt":
         return P if args[0] == P else X
     if m == "Cvt":
+        to = e.dtype2 or e.dtype
+        if args[0] != Z and narrower(to, target) and not _clamped(e.args[0], to):
+            return X
         return args[0]
     if m == "Exp":
         return P if args[0] in (Z, P) else U
@@ -84,6 +104,19 @@ def _op(e, args: list[str], target: Target) -> str:
              "Distribute"):
         return Z if all(a == Z for a in args) else U
     return U
+
+
+def clamp(e, dtype: str):
+    """e limited to the finite range of dtype (before a conversion to it)."""
+    m = max_finite(dtype)
+    return E.Ex("MinI", (E.Ex("MaxI", (e,), -m),), m)
+
+
+def _clamped(e, dtype: str) -> bool:
+    m = max_finite(dtype)
+    return (isinstance(e, E.Ex) and e.mnemonic == "MinI" and e.imm is not None and e.imm <= m
+            and isinstance(e.args[0], E.Ex) and e.args[0].mnemonic == "MaxI"
+            and e.args[0].imm is not None and e.args[0].imm >= -m)
 
 
 def _mm_class(step: MmStep, pad: dict[str, str], out_bcast: bool, target: Target) -> str:
@@ -157,12 +190,17 @@ def _merge(pad: dict[str, str], name: str, c: str) -> str:
 
 
 def _fix(s: MapStep, low: Lowered, pad: dict[str, str], target: Target) -> list[MapStep]:
-    """The conversion pass s with its padding lanes made finite (zeroed)."""
+    """The conversion pass s with its padding lanes made finite: clamped, or zeroed."""
     spec = low.tensors[s.out]
     lanes = target.lanes
     width = spec.cols - (math.ceil(spec.cols / lanes) - 1) * lanes
     if width == lanes or spec.bcast:
         return [s]  # no padding lanes
+    e = s.expr
+    if isinstance(e, E.Ex) and e.mnemonic == "Cvt" and classify(e, pad, target) == X:
+        to = e.dtype2 or e.dtype
+        if classify(e.args[0], pad, target) != X and narrower(to, target):
+            s = replace(s, expr=replace(e, args=(clamp(e.args[0], to),)))
     if classify(s.expr, pad, target) != X:
         return [s]
     return _zero_last_chunk(s, low, width, target)

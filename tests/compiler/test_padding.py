@@ -58,6 +58,24 @@ def test_finite_padding_into_a_matmul_is_left_alone(op):
     assert after == before
 
 
+def test_an_fp16_squared_deviation_is_clamped_to_fp16s_range():
+    """The padding of (x - mean)^2 is mean^2: inf in fp16 from |mean| >= 256. Each part's
+    conversion clamps to +-65504 first (finite: zero after the ones matrix's zero rows)."""
+    before, after = before_after(lambda b: b.output(b.layernorm(b.input("x", (2, 8))), "y"),
+                                 "fp16")
+    assert before[3] == ("map v_fp160_6 = Cvt.fp32.fp16(Mul(Sub(x, rowsum_2[col]), "
+                         "Sub(x, rowsum_2[col])))")
+    assert after == expect("""
+        map x_fp160_3 = Cvt.fp32.fp16(x)
+        map x_fp161_4 = Cvt.fp32.fp16(Sub(x, Cvt.fp16.fp32(x_fp160_3)))
+        mm.fp16 rowsum_2 = MulI(@acc, 0.125) with @acc = x_fp160_3+x_fp161_4 @ ones8_1 parts 2
+        map v_fp160_6 = Cvt.fp32.fp16(MinI(MaxI(Mul(Sub(x, rowsum_2[col]), Sub(x, rowsum_2[col])), -65504), 65504))
+        map v_fp161_7 = Cvt.fp32.fp16(MinI(MaxI(Sub(Mul(Sub(x, rowsum_2[col]), Sub(x, rowsum_2[col])), Cvt.fp16.fp32(v_fp160_6)), -65504), 65504))
+        mm.fp16 rowsum_5 = Rsqrt(AddI(MulI(@acc, 0.125), 1e-05)) with @acc = v_fp160_6+v_fp161_7 @ ones8_1 parts 2
+        map layernormalization_8 = Mul(Sub(x, rowsum_2[col]), rowsum_5[col])
+    """)  # noqa: E501
+
+
 def test_classes_of_padding_lanes():
     z, col = E.Leaf("z"), E.Leaf("m", "col")
     pad = {"z": Z, "s": P}
@@ -67,6 +85,24 @@ def test_classes_of_padding_lanes():
     assert classify(E.mul(E.sub(z, col), E.sub(z, col)), pad, LP30) == U  # mean^2
     assert classify(E.mul(E.sub(z, col), E.Leaf("g", "row")), {**pad, "g": Z}, LP30) == Z
     assert classify(E.mul(E.unary("Rsqrt", z), z), pad, LP30) == X  # 0 * inf
+    fp16 = E.Ex("Cvt", (E.mul(col, col),), dtype2="fp16")
+    assert classify(fp16, pad, LP30) == X  # mean^2 past 65504
+    assert classify(E.Ex("Cvt", (E.mul(col, col),), dtype2="bf16"), pad, LP30) == U
+    assert classify(E.Ex("Cvt", (z,), dtype2="fp16"), pad, LP30) == Z
+
+
+def test_narrow_modes_clamp_the_built_in_layers_finite_padding():
+    """fp16: LayerNorm's squared deviations (two parts each) and the softmax probabilities are
+    clamped; fp8: the probabilities (its reductions are bf16). Nothing is zeroed."""
+    w = random_weights(64, 128, seed=0)
+    for dtype, want in (("fp16", {"v_fp160_33", "v_fp161_34", "v_fp160_52", "v_fp161_53",
+                                  "attention_scoresT_16_p_fp160_20"}),
+                        ("fp8", {"attention_probs_21_fp8e4m30_24"})):
+        low = lower(bert_encoder_layer(w, seq=4, heads=2), mode(dtype), LP30)
+        old = {id(s) for s in low.steps}
+        new = [s for s in finite_padding(low, LP30).steps if id(s) not in old]
+        assert {s.out for s in new} == want
+        assert all("MinI" in repr(s.expr) and "Distribute" not in repr(s.expr) for s in new)
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
