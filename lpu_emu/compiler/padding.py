@@ -24,12 +24,12 @@ softmax's reciprocal of it stays finite.
 
 The fixes, applied to the conversion pass that writes an MXM operand (the VXM's last `Cvt`):
 
-- a finite padding into a narrower float: the value is clamped to the dtype's finite range
-  first (`MaxI`, `MinI`: two ALU ops, four cycles of latency), as fp8 recipes saturate; a real
-  lane that would have overflowed to inf saturates too. In fp16 and fp8 mode the built-in
-  layers pay it on LayerNorm's variance (fp16) and the softmax probabilities.
-- otherwise an `X` padding is zeroed in the last chunk by an SXM `Distribute` on the converted
-  value (lanes past C map to -1). It costs one SXM issue per vector of that chunk and the trip
+- into a narrower float, of a padding not known zero: the value is clamped to the dtype's
+  finite range first (`MaxI`, `MinI`: two ALU ops, four cycles of latency), as fp8 recipes
+  saturate; a real lane that would have overflowed to inf saturates too. In fp16 and fp8 mode
+  the built-in layers pay it on LayerNorm's variance (fp16) and the softmax probabilities.
+- a padding still `X` (an Rsqrt's) is zeroed in the last chunk by an SXM `Distribute` on the
+  converted value (lanes past C map to -1). It costs one SXM issue per vector of that chunk and the trip
   from the VXM out to the hemisphere's SXM and back to the written slice (about 20 cycles of
   latency per conversion pass: 790 -> 828 cycles for sqrt(x) @ W in fp32, two parts); only
   graphs that feed a 1/x, x/y or sqrt(x) to the MXM pay it.
@@ -62,14 +62,17 @@ def narrower(dtype: str, target: Target) -> bool:
     return max_finite(dtype) < 2.0 ** math.floor(math.log2(max_finite("fp32")))
 
 
-def classify(e, pad: dict[str, str], target: Target) -> str:
+def classify(e, pad: dict[str, str], target: Target, zeroing: frozenset[int] = frozenset()
+             ) -> str:
     """The padding class of Expr e, given its leaves' tensors' classes (a column leaf is a
-    row's value stored across all lanes: finite)."""
+    row's value stored across all lanes: finite) and the lane maps that zero the padding."""
     if isinstance(e, E.Leaf):
         return U if e.mode == "col" else pad.get(e.name, U)
     if isinstance(e, E.Imm):
         return _const(e.value)
-    args = [classify(a, pad, target) for a in e.args]
+    if e.mnemonic == "Distribute" and e.imm in zeroing:
+        return Z
+    args = [classify(a, pad, target, zeroing) for a in e.args]
     if e.imm is not None and e.mnemonic in ("AddI", "MulI", "MaxI", "MinI"):
         args.append(_const(e.imm))
     if X in args:
@@ -155,7 +158,18 @@ def mxm_operands(steps: list) -> set[str]:
 def finite_padding(low: Lowered, target: Target) -> Lowered:
     """The lowering with every MXM operand's conversion pass fixed where its padding lanes
     could be non-finite (see the module doc)."""
-    feeds = mxm_operands(low.steps)
+    return replace(low, steps=_walk(low, target, fix=True)[0])
+
+
+def padding_classes(low: Lowered, target: Target) -> dict[str, str]:
+    """Each tensor's padding class (Z, P, U or X), the steps taken as they are."""
+    return _walk(low, target, fix=False)[1]
+
+
+def _walk(low: Lowered, target: Target, fix: bool) -> tuple[list, dict[str, str]]:
+    """The steps in order, each tensor's padding class from the steps that write it (and the
+    conversion passes into the MXM fixed, if `fix`)."""
+    feeds = mxm_operands(low.steps) if fix else set()
     pad: dict[str, str] = {name: Z for name, t in low.tensors.items()
                            if t.role in ("input", "const")}
     maxima: dict[str, str] = {}
@@ -165,11 +179,12 @@ def finite_padding(low: Lowered, target: Target) -> Lowered:
             fixed = _fix(s, low, pad, target)
             steps += fixed
             for f in fixed:
-                pad[s.out] = _merge(pad, s.out, classify(f.expr, pad, target))
+                if _writes_padding(f, low, target):
+                    pad[s.out] = _merge(pad, s.out, _map_class(f, low, pad, target))
             continue
         steps.append(s)
-        if isinstance(s, MapStep):
-            pad[s.out] = _merge(pad, s.out, classify(s.expr, pad, target))
+        if isinstance(s, MapStep) and _writes_padding(s, low, target):
+            pad[s.out] = _merge(pad, s.out, _map_class(s, low, pad, target))
         elif isinstance(s, MmStep):
             pad[s.out] = _merge(pad, s.out, _mm_class(s, pad, low.tensors[s.out].bcast, target))
         elif isinstance(s, TransposeStep):
@@ -181,7 +196,25 @@ def finite_padding(low: Lowered, target: Target) -> Lowered:
             pad[s.out] = _merge(pad, s.out, c)
             if s.also:
                 pad[s.also] = _merge(pad, s.also, classify(s.expr, pad, target))
-    return replace(low, steps=steps)
+    return steps, pad
+
+
+def _map_class(s: MapStep, low: Lowered, pad: dict[str, str], target: Target) -> str:
+    """The padding class a MapStep writes (lane maps that send its padding lanes to -1 give
+    zero)."""
+    width = _last_width(low.tensors[s.out].cols, target.lanes)
+    zeroing = frozenset(i for i, m in enumerate(low.lanemaps) if all(v == -1 for v in m[width:]))
+    return classify(s.expr, pad, target, zeroing)
+
+
+def _last_width(cols: int, lanes: int) -> int:
+    """The real lanes of a tensor's last chunk."""
+    return cols - (math.ceil(cols / lanes) - 1) * lanes
+
+
+def _writes_padding(s: MapStep, low: Lowered, target: Target) -> bool:
+    """False for a pass over one chunk that is not the last (it has no padding lanes)."""
+    return s.chunk is None or s.chunk == math.ceil(low.tensors[s.out].cols / target.lanes) - 1
 
 
 def _merge(pad: dict[str, str], name: str, c: str) -> str:
@@ -192,14 +225,13 @@ def _merge(pad: dict[str, str], name: str, c: str) -> str:
 def _fix(s: MapStep, low: Lowered, pad: dict[str, str], target: Target) -> list[MapStep]:
     """The conversion pass s with its padding lanes made finite: clamped, or zeroed."""
     spec = low.tensors[s.out]
-    lanes = target.lanes
-    width = spec.cols - (math.ceil(spec.cols / lanes) - 1) * lanes
-    if width == lanes or spec.bcast:
+    width = _last_width(spec.cols, target.lanes)
+    if width == target.lanes or spec.bcast:
         return [s]  # no padding lanes
     e = s.expr
     if isinstance(e, E.Ex) and e.mnemonic == "Cvt" and classify(e, pad, target) == X:
         to = e.dtype2 or e.dtype
-        if classify(e.args[0], pad, target) != X and narrower(to, target):
+        if narrower(to, target):  # past the dtype's range (and, if X, zeroed below)
             s = replace(s, expr=replace(e, args=(clamp(e.args[0], to),)))
     if classify(s.expr, pad, target) != X:
         return [s]
