@@ -29,10 +29,10 @@ The fixes, applied to the conversion pass that writes an MXM operand (the VXM's 
   saturate; a real lane that would have overflowed to inf saturates too. In fp16 and fp8 mode
   the built-in layers pay it on LayerNorm's variance (fp16) and the softmax probabilities.
 - a padding still `X` (an Rsqrt's) is zeroed in the last chunk by an SXM `Distribute` on the
-  converted value (lanes past C map to -1). It costs one SXM issue per vector of that chunk and the trip
-  from the VXM out to the hemisphere's SXM and back to the written slice (about 20 cycles of
-  latency per conversion pass: 790 -> 828 cycles for sqrt(x) @ W in fp32, two parts); only
-  graphs that feed a 1/x, x/y or sqrt(x) to the MXM pay it.
+  converted value (lanes past C map to -1). It costs one SXM issue per vector of that chunk and
+  the trip from the VXM out to the hemisphere's SXM and back to the written slice (about 20
+  cycles of latency per conversion pass: 790 -> 828 cycles for sqrt(x) @ W in fp32, two
+  parts); only graphs that feed a 1/x, x/y or sqrt(x) to the MXM pay it.
 """
 
 from __future__ import annotations
