@@ -1,6 +1,6 @@
 """compile_graph: the compiler's pipeline, one flat sequence of named stages.
 
-    graph -> lower -> place -> kernels -> schedule -> emit -> Program (+ Report)
+    graph -> lower -> finite padding -> place -> kernels -> schedule -> emit -> Program (+ Report)
 
 `Compiled.run` runs the program on either core and returns the graph's outputs; a `Session`
 keeps one machine (its SRAM) across runs, so a KV cache written by one program is read by the
@@ -19,6 +19,7 @@ from lpu_emu.compiler import build
 from lpu_emu.compiler.emit import emit, program
 from lpu_emu.compiler.graph import Graph
 from lpu_emu.compiler.lowering import Lowered, MapStep, ReduceStep, TransposeStep, lower
+from lpu_emu.compiler.padding import finite_padding
 from lpu_emu.compiler.placement import Loc, Memory
 from lpu_emu.compiler.precision import Mode
 from lpu_emu.compiler.precision import mode as get_mode
@@ -211,7 +212,7 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
     target = Target.of(chip)
     mode = get_mode(dtype)
     scales = _calibrate(graph, calibration) if mode.quantized else {}
-    lowered = lower(graph, mode, target, pinned, scales)
+    lowered = finite_padding(lower(graph, mode, target, pinned, scales), target)
     memory = memory or Memory(target)
     locs = place(lowered, target, memory)
     kernels = build.kernels(target, lowered.steps, locs)
