@@ -27,6 +27,7 @@ from lpu_emu.compiler.schedule import Placed, schedule
 from lpu_emu.compiler.target import Target
 from lpu_emu.core.tensors import encode_tensor
 from lpu_emu.errors import UsageError
+from lpu_emu.gc_pause import gc_paused
 from lpu_emu.program import LaneMap, Program, Segment, Tensor
 from lpu_emu.spec import Chip
 
@@ -209,6 +210,13 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
                   calibration: dict[str, np.ndarray] | None = None,
                   name: str | None = None) -> Compiled:
     """Compile a graph for a chip in a precision mode; see the module doc for the stages."""
+    with gc_paused():  # steps, slots and pipes: many small acyclic objects (lpu_emu/gc_pause.py)
+        return _compile(graph, chip, dtype, memory, pinned, calibration, name)
+
+
+def _compile(graph: Graph, chip: Chip | str | None, dtype: str, memory: Memory | None,
+             pinned: dict[str, Loc] | None, calibration: dict[str, np.ndarray] | None,
+             name: str | None) -> Compiled:
     target = Target.of(chip)
     mode = get_mode(dtype)
     scales = _calibrate(graph, calibration) if mode.quantized else {}
