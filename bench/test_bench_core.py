@@ -21,6 +21,7 @@ import pytest
 from workloads import (
     MEM_PAIRS,
     best,
+    blas_threads,
     mem_heavy,
     mxm_heavy,
     numpy_mem,
@@ -156,27 +157,6 @@ def test_mxm_heavy_throughput(benchmark, dtype):
             speedup_vs_reference=(t_ref / len(ref.plan)) / (t_fast / len(go.plan)))
 
 
-def _blas_threads(n: int | None) -> int | None:
-    """Set numpy's OpenBLAS thread count (None: leave it); the previous count, or None where the
-    library's setter is not found. The emulator runs on one thread, so its BLAS baseline does too
-    (a multi-threaded sgemm on a shared 2-core VM also swings by 10-100x between calls)."""
-    import ctypes
-    import glob
-
-    libs = glob.glob(str(Path(np.__file__).parent.parent / "numpy.libs" / "*openblas*"))
-    if not libs:
-        return None
-    lib = ctypes.CDLL(libs[0])
-    get = getattr(lib, "scipy_openblas_get_num_threads64_", None)
-    put = getattr(lib, "scipy_openblas_set_num_threads64_", None)
-    if get is None or put is None:
-        return None
-    before = int(get())
-    if n is not None:
-        put(ctypes.c_int(n))
-    return before
-
-
 @numba.njit(cache=True)
 def _float_batch(xb, yb, wdec, bmeta, acc, regs, rows, cols):
     F.batch_compute_float(xb, yb, wdec, bmeta, acc, regs, rows, cols)
@@ -205,7 +185,7 @@ def test_float_acc_batch_vs_sgemm(benchmark, dtype):
     for k in range(rows):  # the definition, in numpy: the first 64 ACCs start from zero
         want = (want + x[:, k:k + 1] * w[k][None, :]).astype(np.float32)
     assert yb[:nacc].view(np.uint32).tolist() == want[:nacc].view(np.uint32).tolist()
-    before = _blas_threads(1)
+    before = blas_threads(1)
     try:
         t_kernel, t_sgemm = best(kernel, 9), best(lambda: x @ w, 9)
         n = 1000
@@ -216,7 +196,7 @@ def test_float_acc_batch_vs_sgemm(benchmark, dtype):
         xs = rng.standard_normal((n, 320)).astype(np.float32)
         t_sgemm_n = best(lambda: xs @ w, 5)
     finally:
-        _blas_threads(before)
+        blas_threads(before)
     benchmark.pedantic(kernel, rounds=3, iterations=1)
     _report(f"float_acc_batch_{dtype}", benchmark, blas_threads=1 if before else "default",
             kernel_s=t_kernel, sgemm_s=t_sgemm,

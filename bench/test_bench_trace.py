@@ -5,7 +5,9 @@ ratio to a baseline measured in the same run (see bench/README.md):
 - step: one `step` and the screen it shows (the step view and the chip strip, rendered to text)
   at cycle ~20,000, against replaying the log to that cycle (`EventLog.sram_at` and `streams_at`,
   what a tracer without the index would do per step);
-- perfetto: the Chrome JSON export against the traced run.
+- perfetto: the Chrome JSON export against the traced run;
+- compiled: the same open and step on the compiled BERT layer (seq 16, bf16: `lpu compile
+  --builtin bert-layer --seq 16 --dtype bf16`), stepped at its middle cycle.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from workloads import best
+from workloads import best, pick
 
 from lpu_emu.asm import assemble_file
+from lpu_emu.compiler.builtin import build
 from lpu_emu.core import fast
 from lpu_emu.core.run import run
 from lpu_emu.trace.model import Traced
@@ -89,8 +92,42 @@ def test_perfetto_export_100k_issues(benchmark, program, traced):
     assert t_export < 10
 
 
+def _step_and_screen(traced: Traced, cycle: int):
+    """One `step` from `cycle` and the screen it shows (step view + chip strip), as text."""
+    session = Session(traced, cycle)
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+
+    def step():
+        session.goto(cycle)
+        for part in session.run("step"):
+            console.print(part)
+        console.print(ChipView(traced, session.cycle))
+    return step
+
+
+def test_step_latency_compiled_layer(benchmark):
+    """Open the compiled BERT layer's Program in the tracer and step once in its middle (with
+    the screen), against the traced run alone and against replaying the log to that cycle."""
+    built = build("bert-layer", seq=16, dtype="bf16")
+    program, inputs = built.compiled.program, built.compiled.inputs_for(built.inputs())
+    traced = Traced.run(program, inputs=inputs)
+    assert traced.violations == []
+    cycle = traced.last_cycle // 2
+    step = _step_and_screen(traced, cycle)
+    t_run = best(lambda: run(program, inputs=inputs, lenient=True, trace=True), pick(3, 2))
+    t_open = best(lambda: Traced.run(program, inputs=inputs), pick(3, 2))
+    t_step = best(step, pick(20, 10))
+    t_replay = best(lambda: (traced.index.log.sram_at(cycle + 1),
+                             traced.index.log.streams_at(cycle + 1)), pick(3, 2))
+    benchmark.pedantic(step, rounds=3, iterations=1)
+    _report("trace_compiled_bert16", benchmark, issues=len(traced.plan.issues),
+            cycles=traced.last_cycle, traced_run_s=t_run, open_s=t_open,
+            open_vs_traced_run=t_open / t_run, step_ms=t_step * 1e3, replay_ms=t_replay * 1e3,
+            speedup_vs_replay=t_replay / t_step)
+
+
 def pytest_terminal_summary_lines() -> list[str]:
-    lines = ["lpu-emu tracer (100,000 issues): ratios to baselines measured in this run"]
+    lines = ["lpu-emu tracer: ratios to baselines measured in this run"]
     for name, figures in RESULTS.items():
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in figures.items())

@@ -23,8 +23,12 @@ assembler's throughput.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import glob
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -48,6 +52,34 @@ def best(fn, rounds: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
+
+
+def blas_threads(n: int | None) -> int | None:
+    """Set numpy's OpenBLAS thread count (None: leave it); the previous count, or None where the
+    library's setter is not found. The emulator runs on one thread, so its BLAS baseline does too
+    (a multi-threaded sgemm on a shared 2-core VM also swings by 10-100x between calls)."""
+    libs = glob.glob(str(Path(np.__file__).parent.parent / "numpy.libs" / "*openblas*"))
+    if not libs:
+        return None
+    lib = ctypes.CDLL(libs[0])
+    get = getattr(lib, "scipy_openblas_get_num_threads64_", None)
+    put = getattr(lib, "scipy_openblas_set_num_threads64_", None)
+    if get is None or put is None:
+        return None
+    before = int(get())
+    if n is not None:
+        put(ctypes.c_int(n))
+    return before
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """numpy's BLAS on one thread inside the block, as the emulator (see blas_threads)."""
+    before = blas_threads(1)
+    try:
+        yield
+    finally:
+        blas_threads(before)
 
 
 VXM_OPS = ("Exp", "Add", "Mul", "Max", "Sub", "Min", "MulI", "Relu")
