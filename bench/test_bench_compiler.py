@@ -13,22 +13,22 @@ import time
 
 import numpy as np
 import pytest
-from workloads import best, one_blas_thread, pick
+from workloads import best, one_blas_thread, pick, timed
 
 from lpu_emu.compiler.evaluate import evaluate
 from lpu_emu.compiler.layers import bert_encoder_layer, gpt_decoder_layer, random_weights
-from lpu_emu.compiler.pipeline import compile_graph
+from lpu_emu.compiler.pipeline import Compiled, compile_graph
 from lpu_emu.compiler.session import GptLayer, Session
 from lpu_emu.core import fast
 from lpu_emu.core.run import run
 
 RESULTS: dict[str, dict] = {}
+COMPILED: dict[str, Compiled] = {}  # dtype -> the layer test_bert_layer compiled (reused)
 SEQ = 128
 
-
-
 def _numpy_bert(w: dict, x: np.ndarray, heads: int) -> np.ndarray:
-    """The same layer in plain numpy float32 (the baseline)."""
+    """The same layer in plain numpy float32 (the baseline; GELU in its tanh form, as numpy has
+    no erf: the same work within a few elementwise ops)."""
     f = np.float32
 
     def ln(v, g, b):
@@ -65,11 +65,11 @@ def test_bert_layer(benchmark, layer, dtype):
     t0 = time.perf_counter()
     compiled = compile_graph(graph, "lp30", dtype)
     t_compile = time.perf_counter() - t0
+    COMPILED[dtype] = compiled
     out = compiled.run({"x": x})["y"]  # warm
     ref = evaluate(graph, {"x": x})["y"]
     assert np.abs(out - ref).max() / np.abs(ref).max() < (1e-4 if dtype == "fp32" else 2e-2)
-    t_run = best(lambda: compiled.run({"x": x}), 2)
-    benchmark.pedantic(lambda: compiled.run({"x": x}), rounds=1, iterations=1)
+    t_run = timed(benchmark, lambda: compiled.run({"x": x}), pick(2, 1))
     t = compiled.target
     macs = sum(pl.kernel.stats.get("macs", 0) for pl in compiled.placed)
     rate = t.chip.mxm_macs * (t.chip.p("mxm_fp16_fraction") if compiled.mode.mxm != "int8"
@@ -92,16 +92,17 @@ def test_bert_layer_traced(benchmark, layer):
     """The compiled layer (bf16) run with the event log on, against the same run without it:
     what tracing a compiled model costs in time, and in log bytes per issue."""
     w, x, graph, _ = layer
-    compiled = compile_graph(graph, "lp30", "bf16")
+    compiled = COMPILED.get("bf16") or compile_graph(graph, "lp30", "bf16")
     chip, inputs = compiled.target.chip, compiled.inputs_for({"x": x})
     plain = run(compiled.program, chip, inputs=inputs, engine="fast")
     traced = run(compiled.program, chip, inputs=inputs, engine="fast", trace=True)
-    assert plain.ok and traced.ok and np.array_equal(plain.sram, traced.sram)
+    assert plain.ok and traced.ok
+    for name, y in compiled.outputs_from(plain.tensor).items():
+        assert np.array_equal(y, compiled.outputs_from(traced.tensor)[name]), name
     rounds = pick(2, 1)
     t_plain = best(lambda: run(compiled.program, chip, inputs=inputs, engine="fast"), rounds)
-    t_traced = best(lambda: run(compiled.program, chip, inputs=inputs, engine="fast",
-                                trace=True), rounds)
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    t_traced = timed(benchmark, lambda: run(compiled.program, chip, inputs=inputs, engine="fast",
+                                            trace=True), rounds)
     issues, size = traced.events.meta["issues"], log_bytes(traced.events)
     RESULTS[f"bert_layer_seq{SEQ}_bf16_traced"] = figures = {
         "issues": issues, "untraced_s": t_plain, "traced_s": t_traced,
@@ -154,8 +155,7 @@ def test_gpt_decode_step(benchmark):
     for got, name in zip(want, ("y", "k", "v"), strict=True):  # the baseline is the step's math
         assert np.abs(got - ref[name]).max() / np.abs(ref[name]).max() < 1e-5, name
     assert np.abs(out["y"] - want[0]).max() / np.abs(want[0]).max() < 2e-2
-    t_step = best(lambda: session.run(step, {"x": x[64:]}), pick(3, 2))
-    benchmark.pedantic(lambda: session.run(step, {"x": x[64:]}), rounds=1, iterations=1)
+    t_step = timed(benchmark, lambda: session.run(step, {"x": x[64:]}), pick(3, 2))
     with one_blas_thread():  # the emulator runs on one thread
         t_numpy = best(lambda: _numpy_gpt_decode(w, x[64:], cache["k"], cache["v"], 8), 9)
     RESULTS["gpt_decode_step_bf16"] = figures = {

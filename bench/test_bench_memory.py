@@ -47,7 +47,8 @@ print(json.dumps(out))
 
 
 def _child(lpx: Path, npz: Path, what: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(lpx), str(npz), what],
+    """-P: lpu_emu as installed, never the source tree in cwd (see test_bench_core._wall)."""
+    proc = subprocess.run([sys.executable, "-P", "-c", CHILD, str(lpx), str(npz), what],
                           capture_output=True, text=True, check=True)
     return json.loads(proc.stdout)
 
