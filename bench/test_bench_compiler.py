@@ -25,6 +25,9 @@ from lpu_emu.core.run import run
 RESULTS: dict[str, dict] = {}
 COMPILED: dict[str, Compiled] = {}  # dtype -> the layer test_bert_layer compiled (reused)
 SEQ = 128
+# (run_vs_numpy_forward, compile_vs_numpy_forward) must stay below: 4x the medians (bf16 37 and
+# 25, fp32 58 and 73; the larger of the quick and full medians)
+BERT_LIMITS = {"bf16": (150, 100), "fp32": (230, 290)}
 
 def _numpy_bert(w: dict, x: np.ndarray, heads: int) -> np.ndarray:
     """The same layer in plain numpy float32 (the baseline; GELU in its tanh form, as numpy has
@@ -81,6 +84,8 @@ def test_bert_layer(benchmark, layer, dtype):
         "run_s": t_run, "numpy_forward_s": t_numpy, "run_vs_numpy_forward": t_run / t_numpy,
         "mxm_bound_cycles": round(bound), "efficiency": bound / compiled.cycles}
     benchmark.extra_info.update(figures)
+    run_limit, compile_limit = BERT_LIMITS[dtype]
+    assert t_run / t_numpy < run_limit and t_compile / t_numpy < compile_limit
 
 
 def log_bytes(log) -> int:
@@ -109,6 +114,8 @@ def test_bert_layer_traced(benchmark, layer):
         "traced_vs_untraced": t_traced / t_plain, "events": len(traced.events),
         "log_mb": size / 1e6, "log_bytes_per_issue": size / issues}
     benchmark.extra_info.update(figures)
+    assert t_traced / t_plain < 7  # 3.6x the median 1.9 (quick; full 1.1)
+    assert size / issues < 1000  # no noise: 750 bytes per issue
 
 
 def _numpy_gpt_decode(w: dict, x: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray,
@@ -163,6 +170,7 @@ def test_gpt_decode_step(benchmark):
         "prefill_cycles": layer.prefill.cycles, "step_s": t_step, "numpy_step_s": t_numpy,
         "step_vs_numpy_step": t_step / t_numpy}
     benchmark.extra_info.update(figures)
+    assert t_step / t_numpy < 475  # 4x the median 118 (quick; full 110)
 
 
 def pytest_terminal_summary_lines() -> list[str]:

@@ -29,6 +29,7 @@ from workloads import (
     numpy_mxm,
     numpy_sxm,
     numpy_vxm,
+    one_blas_thread,
     pick,
     sxm_heavy,
     sxm_lanemaps,
@@ -46,6 +47,9 @@ from lpu_emu.spec import default_isa, get_chip
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS: dict[str, dict] = {}
+# speedup_vs_numpy_blas must stay above: ~4x below the medians with one BLAS thread (int8 1.9,
+# fp16 0.46; quick and full alike)
+MXM_BLAS_FLOOR = {"int8": 0.45, "fp16": 0.12}
 
 
 
@@ -88,7 +92,8 @@ def test_vxm_heavy_throughput(benchmark):
     _report("vxm_heavy", benchmark, issues=issues, fast_s=t_fast,
             issues_per_s=issues / t_fast, numpy_s=t_numpy, speedup_vs_numpy=t_numpy / t_fast,
             speedup_vs_reference=t_ref_issue / (t_fast / issues))
-    assert t_numpy / t_fast > 1  # the jitted loop beats one numpy call per op
+    # the jitted loop beats one numpy call per op (median 3.5: 3.6 quick, 3.5 full)
+    assert t_numpy / t_fast > 1
 
 
 def test_mem_heavy_throughput(benchmark):
@@ -116,6 +121,7 @@ def test_mem_heavy_throughput(benchmark):
             sram_bytes_per_s=issues * 320 / t_fast, numpy_s=t_numpy,
             speedup_vs_numpy=t_numpy / t_fast,
             speedup_vs_reference=t_ref_issue / (t_fast / issues))
+    assert t_numpy / t_fast > 0.2  # 3.7x below the median 0.75 (full; quick 1.04)
 
 
 def test_sxm_heavy_throughput(benchmark):
@@ -136,28 +142,36 @@ def test_sxm_heavy_throughput(benchmark):
     _report("sxm_heavy", benchmark, issues=issues, fast_s=t_fast, issues_per_s=issues / t_fast,
             numpy_s=t_numpy, speedup_vs_numpy=t_numpy / t_fast,
             speedup_vs_reference=t_ref_issue / (t_fast / issues))
+    assert t_numpy / t_fast > 0.95  # 4x below the median 3.8 (quick 3.86, full 3.81)
 
 
 @pytest.mark.parametrize("dtype", ("int8", "fp16"))
 def test_mxm_heavy_throughput(benchmark, dtype):
     """320 LW + IW, then one 320x320 ACC per cycle for 1,000 cycles, against one BLAS fp32
-    matrix-vector product per ACC in numpy, and against the reference interpreter."""
+    matrix-vector product per ACC in numpy, and against the reference interpreter. BLAS on one
+    thread for both (int8 batches are one numpy sgemm each): with numpy's default two threads
+    on a loaded 2-core VM the same run swung from 2.9 to 124 ms (best of 5), so the threshold
+    is on the one-thread figures; `default_threads_s` is the run as users get it."""
     cycles = 1000
     go = _runner(mxm_heavy(cycles, dtype))
     raw, stopped, _ = go()
     assert raw == [] and stopped == -1
-    t_fast = best(go)
-    benchmark.pedantic(go, rounds=3, iterations=1)
+    t_default = best(go)
     rng = np.random.default_rng(0)
     w, x = rng.integers(-3, 4, (320, 320)), rng.integers(-3, 4, 320)
-    t_numpy = best(lambda: numpy_mxm(cycles, x, w), 3)
+    with one_blas_thread():
+        t_fast = timed(benchmark, go, 5)
+        t_numpy = best(lambda: numpy_mxm(cycles, x, w), 3)
     ref = _runner(mxm_heavy(20, dtype), engine=reference.run_plan)
     t_ref = best(ref, 2)
     per_acc_fast = t_fast / cycles  # LW/IW are ~1/3 of the issues but a small part of the time
     _report(f"mxm_heavy_{dtype}", benchmark, issues=len(go.plan), fast_s=t_fast,
-            acc_per_s=1 / per_acc_fast, macs_per_s=320 * 320 / per_acc_fast, numpy_s=t_numpy,
+            default_threads_s=t_default, acc_per_s=1 / per_acc_fast,
+            macs_per_s=320 * 320 / per_acc_fast, numpy_s=t_numpy,
             speedup_vs_numpy_blas=t_numpy / t_fast,
             speedup_vs_reference=(t_ref / len(ref.plan)) / (t_fast / len(go.plan)))
+    # threshold ~4x below the median: MXM_BLAS_FLOOR
+    assert t_numpy / t_fast > MXM_BLAS_FLOOR[dtype]
 
 
 @numba.njit(cache=True)
@@ -212,8 +226,9 @@ def test_float_acc_batch_vs_sgemm(benchmark, dtype):
     _report(f"float_acc_batch_{dtype}", benchmark, blas_threads=1 if before else "default",
             **figures, emulated_1000_s=t_run, sgemm_1000_s=t_sgemm_n,
             emulated_vs_sgemm=t_run / t_sgemm_n, us_per_acc=t_run / n * 1e6)
-    if figures:
-        assert figures["kernel_vs_sgemm"] < 6  # a regression guard; figures: bench/README.md
+    if figures:  # 3.5x the median 3.4 (fp16 3.39, bf16 3.5)
+        assert figures["kernel_vs_sgemm"] < 12
+    assert t_run / t_sgemm_n < 40  # ~5x the median 8.4 (fp16 full; quick 5.5; bf16 6.5, 5.6)
 
 
 @pytest.mark.parametrize("workload", ("vxm", "mxm"))
@@ -227,7 +242,7 @@ def test_traced_run_costs_at_most_3x(benchmark, workload):
     log = traced()[2]
     _report(f"trace_{workload}", benchmark, untraced_s=t_plain, traced_s=t_traced,
             ratio=t_traced / t_plain, events=len(log), value_rows=len(log.values))
-    assert t_traced / t_plain <= 3
+    assert t_traced / t_plain <= 3  # issue 10's bound (median: vxm 1.5, mxm 1.0-1.1)
 
 
 def _wall(code: str, env: dict | None = None, runs: int = 5) -> tuple[float, str]:
@@ -262,7 +277,8 @@ def test_warm_process_start_vs_import_numba(benchmark):
     _report("warm_start", benchmark, run_small_program_s=t_run, fast_engine_s=t_fast,
             import_numba_s=t_numba, ratio=t_run / t_numba, fast_ratio=t_fast / t_numba)
     assert "compiling" not in err
-    assert t_run / t_numba < 1.5  # issue 10: a small run costs at most 1.5x the bare import
+    assert t_run / t_numba < 1.5  # issue 10: at most 1.5x the bare import (median 0.73-0.77)
+    assert t_fast / t_numba < 10  # 3.7x the median 2.7 (quick 2.5)
 
 
 @pytest.mark.skipif(QUICK, reason="~30 s; under .ci/run the test suite's first run is the cold "
@@ -274,8 +290,9 @@ def test_cold_compile(benchmark):
         t_cold, err = _wall(SMALL_RUN_FAST, env=env, runs=1)
         t_warm, _ = _wall(SMALL_RUN_FAST, env=env, runs=3)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    _report("cold_compile", benchmark, cold_s=t_cold, warm_s=t_warm)
+    _report("cold_compile", benchmark, cold_s=t_cold, warm_s=t_warm, cold_vs_warm=t_cold / t_warm)
     assert "compiling the lpu-emu core" in err
+    assert t_cold / t_warm < 120  # 3.5x the median 34 (29-44 s against ~1 s)
 
 
 def pytest_terminal_summary_lines() -> list[str]:
