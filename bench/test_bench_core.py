@@ -47,8 +47,8 @@ from lpu_emu.spec import default_isa, get_chip
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS: dict[str, dict] = {}
-# speedup_vs_numpy_blas must stay above: ~4x below the medians with one BLAS thread (int8 1.9,
-# fp16 0.46; quick and full alike)
+# speedup_vs_numpy_blas must stay above: 4-5x below the medians with one BLAS thread (int8 1.9
+# over 1.2-3.7; fp16 0.6 over 0.5-1.6)
 MXM_BLAS_FLOOR = {"int8": 0.45, "fp16": 0.12}
 
 
@@ -151,7 +151,7 @@ def test_mxm_heavy_throughput(benchmark, dtype):
     matrix-vector product per ACC in numpy, and against the reference interpreter. BLAS on one
     thread for both (int8 batches are one numpy sgemm each): with numpy's default two threads
     on a loaded 2-core VM the same run swung from 2.9 to 124 ms (best of 5), so the threshold
-    is on the one-thread figures; `default_threads_s` is the run as users get it."""
+    is on the one-thread figures; `default_threads_s` is the run as users get it (bench/README)."""
     cycles = 1000
     go = _runner(mxm_heavy(cycles, dtype))
     raw, stopped, _ = go()
