@@ -172,16 +172,15 @@ def mem_heavy(n: int) -> Program:
     return assemble_text("\n".join(lines) + "\n", "<mem_heavy>")
 
 
-SXM_OPS = ("Rotate", "Permute", "Distribute", "ShiftUp")
 SXM_ROTATE, SXM_SHIFT = 16, 160
 
 
 def sxm_lanemaps(lanes: int) -> dict[str, np.ndarray]:
-    """reverse: a permutation; spread: every lane of the first half twice, the rest -1 (zero)."""
-    spread = np.full(lanes, -1)
-    spread[:lanes // 2 * 2] = np.repeat(np.arange(lanes // 2), 2)[:lanes // 2 * 2]
-    spread[lanes - lanes // 4:] = -1
-    return {"reverse": np.arange(lanes)[::-1].copy(), "spread": spread}
+    """reverse: a permutation; spread: lane l takes lane l // 2 (each source lane twice) in the
+    first three quarters, -1 (zero) in the last quarter."""
+    lane = np.arange(lanes)
+    spread = np.where(lane < lanes - lanes // 4, lane // 2, -1)
+    return {"reverse": lane[::-1].copy(), "spread": spread}
 
 
 def sxm_heavy(n: int) -> Program:
