@@ -112,3 +112,15 @@ def from_planes(planes: np.ndarray, dtype: str) -> np.ndarray:
     """Inverse of to_planes: [n, width, lanes] bytes to [n, lanes] storage values."""
     n, width, lanes = planes.shape
     return np.ascontiguousarray(planes.transpose(0, 2, 1)).view(STORAGE[dtype]).reshape(n, lanes)
+
+
+def max_finite(dtype: str) -> float:
+    """The largest finite value of a float dtype, found among its storage's bit patterns (the
+    whole 8- or 16-bit space; numpy's finfo for fp32)."""
+    storage = STORAGE[dtype]
+    if storage.itemsize > 2:
+        return float(np.finfo(storage).max)
+    bits = np.arange(1 << (8 * storage.itemsize), dtype=f"<u{storage.itemsize}").view(storage)
+    with np.errstate(invalid="ignore", over="ignore"):
+        values = from_storage(bits, dtype).astype(np.float64)
+    return float(np.abs(values[np.isfinite(values)]).max())

@@ -33,6 +33,7 @@ from lpu_emu.asm.resolve import Resolver, is_repeat
 from lpu_emu.asm.source import Preprocessor, decode_source
 from lpu_emu.errors import AsmError
 from lpu_emu.files import FileRefused, read_bounded
+from lpu_emu.gc_pause import gc_paused
 from lpu_emu.program import LaneMap, Program, Tensor
 from lpu_emu.spec import Chip, chip_names, default_chip_name, default_isa, get_chip
 from lpu_emu.spec.encoding import encode
@@ -84,6 +85,12 @@ def _all_queue_names() -> frozenset[str]:
 
 def _assemble(text: str, display: str, chip: str | None, directory: Path, key: object,
               display_dir: str, sandbox: bool = False) -> Program:
+    with gc_paused():  # a long source is a heap of small acyclic objects (lpu_emu/gc_pause.py)
+        return _assemble_unit(text, display, chip, directory, key, display_dir, sandbox)
+
+
+def _assemble_unit(text: str, display: str, chip: str | None, directory: Path, key: object,
+                   display_dir: str, sandbox: bool) -> Program:
     if chip is not None and chip.lower() not in chip_names():
         raise AsmError(f"unknown chip '{chip}'", hint=f"chips: {', '.join(chip_names())}")
     isa = default_isa()

@@ -10,6 +10,7 @@ Its modules are the stages, in processing order (docs/compiler.md walks through 
     frontends/    ONNX import and its fusion passes
     precision.py  precision modes: MXM dtype and operand parts
     lowering.py   graph -> chip steps over 2-D tensors (Map, Mm, Transpose, Reduce)
+    padding.py    keeps the padding lanes of MXM operands finite (a pass over the steps)
     placement.py  tensors -> MEM slices, banks, addresses (Loc, Memory)
     dataflow.py   one iteration of a pipe as a timed dataflow graph (Read, Op, Write -> Slots)
     kernels.py    kernel builders: elementwise, MXM jobs, column reductions

@@ -30,7 +30,7 @@ from lpu_emu.compiler.graph import Graph, Node
 from lpu_emu.compiler.precision import TRANSPOSE_PARTS, Mode
 from lpu_emu.compiler.target import Target
 from lpu_emu.errors import UsageError
-from lpu_emu.numerics import from_storage, to_storage
+from lpu_emu.numerics import from_storage, max_finite, to_storage
 
 ACC = E.Leaf("@acc")
 MAX_ALUS = 10  # ALU ops one fused Expr may take (the rest of the 16 are for Mov delays)
@@ -420,9 +420,33 @@ class Lowering:
                 return
             args = [self.leaf_of(p) if a is ACC else a for a in args]
             self.exprs[p.step.out] = E.Leaf(p.step.out)
-            self.exprs[node.outputs[0]] = build(*args)
-        else:
-            self.exprs[node.outputs[0]] = build(*args)
+        self.exprs[node.outputs[0]] = self._fuse(node, args, build)
+
+    def _fuse(self, node: Node, args: list, build):
+        """build(args), its operands' fused chains materialised first, the longest first,
+        while the whole would not fit one VXM pass: the limits are checked before the node
+        joins a chain, so no fused Expr ever exceeds them."""
+        e = build(*args)
+        while not self.fits(e):
+            fused = [(E.size(a)[0], i) for i, a in enumerate(args) if isinstance(a, E.Ex)]
+            if not fused:
+                break  # the op alone is too big: _must_materialise stages it
+            value = node.inputs[max(fused)[1]]
+            leaf = self.leaf(value)
+            args = [leaf if v == value and isinstance(a, E.Ex) else a
+                    for v, a in zip(node.inputs, args, strict=True)]
+            e = build(*args)
+        return e
+
+    def fits(self, e) -> bool:
+        """True if Expr e fits one VXM pass: MAX_ALUS ops, MAX_LARGE transcendentals, and
+        leaves whose reads take at most half the streams of one direction. Every read gets a
+        stream group of its own, flowing toward the VXM from its tensor's hemisphere, so the
+        reads of one pass may all flow one way; half a direction for them leaves the rest of
+        both directions for the ALU results and their Mov waits."""
+        ops, large = E.size(e)
+        reads = sum(self.target.width(self.tensors[lf.name].dtype) for lf in E.leaves(e))
+        return ops <= MAX_ALUS and large <= MAX_LARGE and reads <= self.target.streams // 2
 
     def leaf_of(self, p: _Pending) -> E.Leaf:
         self.steps.append(p.step)
@@ -780,6 +804,15 @@ class Lowering:
             self._consts["eye"] = self.const("eye", np.eye(lanes, dtype=np.float32), mxm)
         return TransposeStep(out, x, mxm, note, self._consts["eye"], **kw)
 
+    def floor(self, e):
+        """e (scores or a mask on their way to a softmax) with -inf raised to the most negative
+        finite value of the transpose's dtype. -inf would meet the identity's zeros on the MXM
+        (NaN in every output); the raised value still gives exp(x - max) = 0 exactly (fp32 exp
+        underflows past -104) wherever the row's max is above it, and a finite mask too large
+        for the dtype (float32's min rounds to -inf in bf16) is caught as well. A row masked
+        everywhere comes out uniform, not NaN as in numpy."""
+        return E.Ex("MaxI", (e,), -max_finite(self.mode.exact))
+
     def tparts(self, e, rows: int, cols: int) -> tuple[str, ...]:
         """e in parts for an exact transpose (one part, rounded, in the 16-bit modes)."""
         n = TRANSPOSE_PARTS if self.mode.name == "fp32" else 1
@@ -932,7 +965,8 @@ class Lowering:
         rows, cols = self.dims(n.inputs[0])
         s = self.operand(n.inputs[0], (rows, cols))
         # a constant mask (and the causal one) may hold -inf, which the MXM transpose would turn
-        # into NaN (-inf times the identity's zeros): it is transposed on the host, added after
+        # into NaN (-inf times the identity's zeros): it is transposed on the host, added after;
+        # a computed one is added before and floored to a finite value (self.floor)
         mask_t = causal_mask(rows, cols).T if n.attr("causal") else None
         if len(n.inputs) > 1:
             mv = self.value_const(n.inputs[1])
@@ -942,8 +976,8 @@ class Lowering:
                 m = np.broadcast_to(np.asarray(mv, dtype=np.float32), (rows, cols)).T
                 mask_t = m if mask_t is None else mask_t + m
         xt = self.tensor(self.fresh(f"{n.outputs[0]}.T"), cols, rows)
-        self.steps.append(self._transpose(xt, self.tparts(s, rows, cols), self.mode.exact,
-                                        n.name))
+        self.steps.append(self._transpose(xt, self.tparts(self.floor(s), rows, cols),
+                                          self.mode.exact, n.name))
         if mask_t is not None:
             masked = self.tensor(self.fresh(f"{n.outputs[0]}.masked"), cols, rows)
             self.steps.append(MapStep(masked, E.add(E.Leaf(xt), E.Leaf(self.const(
@@ -1068,8 +1102,8 @@ class Lowering:
             raise UsageError(f"attention mask {value}: shape {(rows, cols)}, wanted {(sq, sk)} "
                              f"or (1, {sk})")
         out = self.tensor(self.fresh(f"{value}.T"), sk, sq)
-        self.steps.append(self._transpose(out, self.tparts(src, sq, sk),
-                                        self.mode.exact, f"{value} transposed"))
+        self.steps.append(self._transpose(out, self.tparts(self.floor(src), sq, sk),
+                                          self.mode.exact, f"{value} transposed"))
         return out
 
 

@@ -1,6 +1,6 @@
 """compile_graph: the compiler's pipeline, one flat sequence of named stages.
 
-    graph -> lower -> place -> kernels -> schedule -> emit -> Program (+ Report)
+    graph -> lower -> finite padding -> place -> kernels -> schedule -> emit -> Program (+ Report)
 
 `Compiled.run` runs the program on either core and returns the graph's outputs; a `Session`
 keeps one machine (its SRAM) across runs, so a KV cache written by one program is read by the
@@ -19,6 +19,7 @@ from lpu_emu.compiler import build
 from lpu_emu.compiler.emit import emit, program
 from lpu_emu.compiler.graph import Graph
 from lpu_emu.compiler.lowering import Lowered, MapStep, ReduceStep, TransposeStep, lower
+from lpu_emu.compiler.padding import finite_padding
 from lpu_emu.compiler.placement import Loc, Memory
 from lpu_emu.compiler.precision import Mode
 from lpu_emu.compiler.precision import mode as get_mode
@@ -26,6 +27,7 @@ from lpu_emu.compiler.schedule import Placed, schedule
 from lpu_emu.compiler.target import Target
 from lpu_emu.core.tensors import encode_tensor
 from lpu_emu.errors import UsageError
+from lpu_emu.gc_pause import gc_paused
 from lpu_emu.program import LaneMap, Program, Segment, Tensor
 from lpu_emu.spec import Chip
 
@@ -216,10 +218,17 @@ def compile_graph(graph: Graph, chip: Chip | str | None = None, dtype: str = "fp
                   calibration: dict[str, np.ndarray] | None = None,
                   name: str | None = None) -> Compiled:
     """Compile a graph for a chip in a precision mode; see the module doc for the stages."""
+    with gc_paused():  # steps, slots and pipes: many small acyclic objects (lpu_emu/gc_pause.py)
+        return _compile(graph, chip, dtype, memory, pinned, calibration, name)
+
+
+def _compile(graph: Graph, chip: Chip | str | None, dtype: str, memory: Memory | None,
+             pinned: dict[str, Loc] | None, calibration: dict[str, np.ndarray] | None,
+             name: str | None) -> Compiled:
     target = Target.of(chip)
     mode = get_mode(dtype)
     scales = _calibrate(graph, calibration) if mode.quantized else {}
-    lowered = lower(graph, mode, target, pinned, scales)
+    lowered = finite_padding(lower(graph, mode, target, pinned, scales), target)
     memory = memory or Memory(target)
     locs = place(lowered, target, memory)
     kernels = build.kernels(target, lowered.steps, locs)

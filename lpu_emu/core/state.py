@@ -4,12 +4,16 @@ Everything a run mutates lives here: the SRAM, the MXM weight buffers, installed
 accumulators. Stream placements and C2C vectors in flight are per-run structures of each core.
 The arrays are C-contiguous and of fixed dtypes so that the numba core can take them as they are.
 
-The SRAM is allocated with np.zeros, which the OS backs with untouched zero pages (calloc):
-lp30's ~511 MB cost nothing until written. Nothing here may touch the whole array.
+The SRAM is an anonymous memory map, which the OS backs with untouched zero pages: lp30's ~511 MB
+cost nothing until written, and a written 320-byte row costs one 4 KiB page. Not np.zeros: numpy
+asks Linux for transparent huge pages on large arrays (madvise), so each row written made a 2 MiB
+page resident; the compiled BERT layer at seq 128 touched 218 of 312 slice-banks and held 480 MB
+of SRAM for 6 MB of data (bench/test_bench_memory.py). Nothing here may touch the whole array.
 """
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,10 +42,13 @@ class Machine:
 
 
 def new_sram(chip: Chip) -> np.ndarray:
-    """The whole SRAM, zeroed lazily (see the module docstring)."""
+    """The whole SRAM, zeroed lazily, in 4 KiB pages (see the module docstring)."""
     shape = (len(chip.mem_slices), int(chip.p("mem_banks")), int(chip.p("mem_addresses_per_bank")),
              chip.lanes)
-    return np.zeros(shape, dtype=np.uint8)
+    size = int(np.prod(shape))
+    if not size:
+        return np.zeros(shape, dtype=np.uint8)
+    return np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8).reshape(shape)
 
 
 def mem_ordinal(chip: Chip, slice_name: str) -> int:

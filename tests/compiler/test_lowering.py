@@ -14,7 +14,6 @@ so a change of order shows up here too.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from lpu_emu.compiler import expr as E
 from lpu_emu.compiler.builder import GraphBuilder
@@ -155,16 +154,46 @@ def test_a_graph_output_that_is_also_consumed_is_materialised_once():
     assert lowered(build) == ["map relu_1 = Relu(x)", "map exp_2 = Exp(relu_1)"]
 
 
-@pytest.mark.xfail(strict=True, reason="the fusion limit is checked after a node joins the "
-                   "chain: twelve Negs fuse as eleven (MAX_ALUS is 10) and one")
+def test_a_computed_softmax_mask_is_added_before_the_transpose_and_floored():
+    """Before, the sum of scores and an input mask went to the MXM transpose as it was: a -inf
+    in the mask met the identity's zeros (NaN). Now it is floored to the transpose dtype's
+    most negative finite value (three exact bf16 parts in fp32 mode: -3.38953e+38, 0, 0)."""
+    got = lowered(lambda b: b.output(b.softmax(b.input("x", (2, 8)), b.input("m", (2, 8))),
+                                     "y"), "fp32")
+    assert got[:4] == expect("""
+        map v_bf160_2 = Cvt.fp32.bf16(MaxI(Add(x, m), -3.38953e+38))
+        map v_bf161_3 = Cvt.fp32.bf16(Sub(MaxI(Add(x, m), -3.38953e+38), Cvt.bf16.fp32(v_bf160_2)))
+        map v_bf162_4 = Cvt.fp32.bf16(Sub(Sub(MaxI(Add(x, m), -3.38953e+38), Cvt.bf16.fp32(v_bf160_2)), Cvt.bf16.fp32(v_bf161_3)))
+        transpose.bf16 softmax_T_1 = (v_bf160_2+v_bf161_3+v_bf162_4)^T
+    """)  # noqa: E501
+
+
 def test_fused_chains_stay_within_max_alus():
+    """Regression: the limit was checked after a node joined the chain, so twelve Negs fused
+    as eleven and one; now the chain is cut before the eleventh joins."""
     def build(b):
         v = b.input("x", (2, 8))
         for _ in range(12):
             v = b.op("Neg", [v])
         b.output(v, "y")
     sizes = [E.size(s.expr)[0] for s in lower_steps(build)]
-    assert max(sizes) <= MAX_ALUS, sizes
+    assert sizes == [MAX_ALUS, 12 - MAX_ALUS]
+
+
+def test_a_sum_of_nine_tensors_is_staged_in_passes_of_four_fp32_leaves():
+    """Each read takes a stream group of its own; a pass reads at most half of one
+    direction's streams (16 of 32 on lp30: four fp32 tensors). Before, all nine were one pass
+    and the kernel ran out of stream groups flowing east."""
+    def build(b):
+        v = b.input("x0", (3, 8))
+        for i in range(1, 9):
+            v = b.add(v, b.input(f"x{i}", (3, 8)))
+        b.output(v, "y")
+    assert lowered(build) == expect("""
+        map add_2_1 = Add(Add(Add(x0, x1), x2), x3)
+        map add_5_2 = Add(Add(Add(add_2_1, x4), x5), x6)
+        map add_7_3 = Add(Add(add_5_2, x7), x8)
+    """)
 
 
 def lower_steps(build, dtype: str = "bf16"):
@@ -201,12 +230,13 @@ def test_division_by_a_computed_value_computes_it_once():
 
 
 def test_causal_softmax_lowers_to_transpose_reductions_and_transpose_back():
-    """The scores go to the MXM transpose without the mask; the mask (-inf, transposed on the
-    host) is added after; max and sum run down the rows; probabilities go back."""
+    """The scores go to the MXM transpose without the mask, floored to bf16's most negative
+    finite value (a -inf in them would meet the identity's zeros); the mask (-inf, transposed
+    on the host) is added after; max and sum run down the rows; probabilities go back."""
     got = lowered(lambda b: b.output(b.softmax(b.input("x", (2, 8)), causal=True), "y"))
     assert got == expect("""
-        map x_bf160_2 = Cvt.fp32.bf16(x)
-        transpose.bf16 softmax_T_1 = (x_bf160_2)^T
+        map v_bf160_2 = Cvt.fp32.bf16(MaxI(x, -3.38953e+38))
+        transpose.bf16 softmax_T_1 = (v_bf160_2)^T
         map softmax_masked_4 = Add(softmax_T_1, softmax_node_maskT_5)
         reduce.max softmax_masked_4_max_6 = softmax_masked_4 over 8 rows
         reduce.sum softmax_masked_4_sum_7 = Exp(Sub(softmax_masked_4, softmax_masked_4_max_6[row 0])) over 8 rows also softmax_masked_4_exp_8

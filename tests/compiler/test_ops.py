@@ -181,12 +181,25 @@ def test_softmax_matches_numpy_in_every_mode(mode, case):
     check(*softmax_case(17, 321, *case), mode)
 
 
-@pytest.mark.xfail(strict=True, reason="an input mask goes through the MXM transpose with the "
-                   "scores: its -inf times the identity's zeros is NaN (constant masks are "
-                   "transposed on the host)")
-def test_softmax_with_an_input_mask_of_minus_inf():
+@pytest.mark.parametrize("value", [-np.inf, np.finfo(np.float32).min], ids=["-inf", "f32min"])
+@pytest.mark.parametrize("mode", ["fp32", "bf16", "fp16"])
+def test_softmax_with_an_input_mask_of_minus_inf(mode, value):
+    """Regression: an input mask goes through the MXM transpose with the scores, and its -inf
+    times the identity's zeros was NaN (float32's min, as exported BERT masks hold, rounds to
+    -inf in bf16). Scores and mask are now floored to the dtype's most negative finite value
+    before the transpose: exp gives 0 there exactly."""
     g, x = softmax_case(2, 8, "input")
-    x["m"][:, 3] = -np.inf
+    x["m"][:, 3] = value
+    got = compile_graph(g, "lp30", mode).run(x)["y"]
+    assert np.all(got[:, 3] == 0.0)
+    compare(g, x, {"y": got}, mode)
+
+
+@pytest.mark.parametrize("value", [-np.inf, np.finfo(np.float32).min], ids=["-inf", "f32min"])
+def test_attention_with_an_input_mask_of_minus_inf(value):
+    """The same for Attention's computed mask, transposed alone (keys 1 and 3 masked)."""
+    g, x = attention_case(3, 5, 32, 2, mask=True)
+    x["m"][:, [1, 3]] = value
     check(g, x, "fp32")
 
 
@@ -228,10 +241,10 @@ def test_norm_matches_numpy_in_every_mode(op, mode):
     check(*norm_case(op, 65, 321, True), mode)
 
 
-@pytest.mark.xfail(strict=True, reason="fp16 mode: the padding lanes of the squared deviation "
-                   "hold mean^2, which overflows fp16 (inf) for |mean| >= 256; inf times the "
-                   "ones matrix's zero rows is NaN in every row")
 def test_layernorm_fp16_of_rows_with_mean_256():
+    """Regression: the padding lanes of the squared deviation hold mean^2, which overflowed
+    fp16 (inf) for |mean| >= 256, and inf times the ones matrix's zero rows was NaN in every
+    row; the conversion now clamps to the dtype's finite range (compiler/padding.py)."""
     check(*norm_case("layernorm", 1, 16, False, 256.0), "fp16")
 
 
@@ -368,11 +381,11 @@ def test_gather_of_embedding_rows(table, mode):
     check(g, random_inputs(g), mode)
 
 
-@pytest.mark.xfail(strict=True, reason="a padding lane of 1/x, sqrt(x) or x/y is NaN (0 * inf "
-                   "from rsqrt(0)); the MXM multiplies every lane by a weight row (zero past K), "
-                   "and NaN * 0 makes every output NaN")
 @pytest.mark.parametrize("op", ["Div", "Reciprocal", "Sqrt"])
 def test_matmul_of_a_reciprocal(op):
+    """Regression: a padding lane of 1/x, sqrt(x) or x/y was NaN (0 * inf from rsqrt(0)), and
+    the MXM multiplies every lane by a weight row (zero past K): NaN * 0 made every output NaN.
+    The conversion to the MXM dtype now zeroes the padding lanes (compiler/padding.py)."""
     b = GraphBuilder("pad")
     x = b.input("x", (4, 16))
     h = b.div(x, b.input("z", (4, 16))) if op == "Div" else b.op(op, [x])
@@ -382,10 +395,10 @@ def test_matmul_of_a_reciprocal(op):
     check(g, random_inputs(g, 0, {"x": (0.5, 2.0), "z": (0.5, 2.0)}), "fp32")
 
 
-@pytest.mark.xfail(strict=True, reason="CompileError 'no free group of 4 streams flowing east': "
-                   "fusion bounds ALU ops but not leaves, and a fused expression of 9 fp32 "
-                   "tensors (plus its ops) needs more stream groups than one direction has")
 def test_sum_of_nine_tensors():
+    """Regression: fusion bounded ALU ops but not leaves, and nine fp32 reads in one pass
+    needed more stream groups than one direction has (CompileError 'no free group of 4 streams
+    flowing east'); now the chain is staged in passes of at most four fp32 leaves."""
     b = GraphBuilder("sum9")
     xs = [b.input(f"x{i}", (3, 8)) for i in range(9)]
     v = xs[0]

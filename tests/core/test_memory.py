@@ -1,4 +1,4 @@
-"""The SRAM array is calloc'd: a small program on lp30 (~511 MB of SRAM) must not touch it all."""
+"""SRAM is committed lazily: a small program on lp30 (~511 MB of SRAM) must not touch it all."""
 
 from __future__ import annotations
 
