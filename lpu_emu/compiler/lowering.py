@@ -256,7 +256,23 @@ class Lowering:
                 out = self.tensor(self.fresh("stage"), rows, cols)
                 self.steps.append(MapStep(out, args[deep], f"{e.mnemonic} operand"))
                 args[deep] = E.Leaf(out)
+            elif self._clash(args[0], args[1]):
+                # two reads of one storage at different rows (views: a slice's halves) would
+                # read its slices twice a cycle: one side is copied first
+                out = self.tensor(self.fresh("stage"), rows, cols)
+                side = args[1] if isinstance(args[1], E.Ex) else E.Ex("Mov", (args[1],))
+                self.steps.append(MapStep(out, side, f"{e.mnemonic} operand"))
+                args[1] = E.Leaf(out)
         return E.Ex(e.mnemonic, tuple(args), e.imm, e.dtype, e.dtype2)
+
+    def _clash(self, a, b) -> bool:
+        """a and b read one storage through different tensors (views of it) in one chunk."""
+        def root(name: str) -> str:
+            while name in self.tensors and self.tensors[name].view is not None:
+                name = self.tensors[name].view[0]
+            return name
+        return any(x.name != y.name and x.chunk == y.chunk and root(x.name) == root(y.name)
+                   for x in E.leaves(a) for y in E.leaves(b))
 
     def operand(self, value: str, shape: tuple[int, int], full: tuple[int, ...] | None = None):
         """value as an Expr over the grid `shape` (rows, cols): full, a broadcast row or

@@ -136,6 +136,21 @@ def test_a_view_read_before_its_storage_is_placed_after_it():
     check(g, random_inputs(g, 1), "fp32")
 
 
+@pytest.mark.parametrize("how", ["Add", "Concat"])
+def test_two_views_of_one_storage_in_one_expression(how):
+    """Rows 0..1 and 2..3 of x are views of one storage: an expression reading both would read
+    its slices twice a cycle (a schedule violation), so one side is copied first."""
+    b = GraphBuilder("halves")
+    x = b.input("x", (1, 4, 5))
+    s1 = b.op("Slice", [x], axis=1, start=0, end=2, step=1)
+    s2 = b.op("Slice", [x], axis=1, start=2, end=4, step=1)
+    b.output(b.op(how, [s1, s2], **({"axis": 2} if how == "Concat" else {})), "y")
+    g = b.build()
+    x = random_inputs(g, 2)["x"]
+    want = x[:, :2] + x[:, 2:] if how == "Add" else np.concatenate([x[:, :2], x[:, 2:]], 2)
+    np.testing.assert_array_equal(run(g, {"x": x}), want)
+
+
 CONCATS = [([(2, 2, 2), (2, 2, 2)], 0), ([(2, 2, 2), (2, 3, 2)], 1),
            ([(3, 2, 4, 5), (3, 1, 4, 5), (3, 3, 4, 5)], 1), ([(2, 3, 321), (2, 1, 321)], 1),
            ([(2, 1, 319), (2, 1, 319)], -2), ([(1, 1), (1, 1)], 0), ([(321, 1), (321, 1)], 0)]
