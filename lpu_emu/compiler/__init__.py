@@ -9,7 +9,11 @@ Its modules are the stages, in processing order (docs/compiler.md walks through 
     layers.py     ready-made BERT encoder and GPT decoder layers; builtin.py: their CLI defaults
     frontends/    ONNX import and its fusion passes
     precision.py  precision modes: MXM dtype and operand parts
+    gathers.py    every Gather as rows of a 2-D table (a graph -> graph pass lowering runs first)
     lowering.py   graph -> chip steps over 2-D tensors (Map, Mm, Transpose, Reduce)
+      reductions.py, movement.py, matmuls.py: the lowering of reductions over any axes, of
+                  values moved between axes (Concat, Slice, Transpose, Reshape), of transposed
+                  and batched MatMuls
     padding.py    keeps the padding lanes of MXM operands finite (a pass over the steps)
     placement.py  tensors -> MEM slices, banks, addresses (Loc, Memory)
     dataflow.py   one iteration of a pipe as a timed dataflow graph (Read, Op, Write -> Slots)

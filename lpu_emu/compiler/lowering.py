@@ -738,35 +738,40 @@ class Lowering:
             partial = dest
 
     def op_Gather(self, n: Node) -> None:
+        """Rows of a 2-D table by a vector of indices (gathers.py puts every Gather in this
+        form): a one-hot matrix built on the VXM from the indices, times the table on the MXM.
+        A negative index counts from the end, as in ONNX: the one-hot matches v and v - vocab."""
+        table_value, idx_value = (self.graph.value(v) for v in n.inputs)
         table = self.value_const(n.inputs[0])
-        if table is None:
-            raise UsageError(f"node {n.name!r}: Gather from a computed table is not lowered",
-                             hint="Gather rows of a constant table (an embedding)")
-        table = np.asarray(table, dtype=np.float32)
-        vocab, d = table.shape
+        vocab, d = table_value.shape
         idx = self.leaf(n.inputs[1]).name
-        ir, ic = self.dims(n.inputs[1])
-        if ir != 1:
-            raise UsageError(f"node {n.name!r}: Gather indices of shape "
-                             f"{self.graph.value(n.inputs[1]).shape} are not lowered",
-                             hint="a vector of indices")
+        ic = idx_value.shape[0]
         iota = self.const("iota", np.repeat(np.arange(vocab, dtype=np.float32)[:, None],
                                             self.target.lanes, axis=1))
         self.tensors[iota].bcast = True
-        # one-hot, transposed: oh_t[v, s] = 1 if idx[s] == v (relu(1 - |idx - v|))
+        # one-hot, transposed: oh_t[v, s] = 1 if idx[s] in (v, v - vocab): relu(1 - |idx - v|)
+        hits = [E.unary("Relu", E.add(E.unary("Neg", E.unary("Abs", E.sub(
+            E.add(E.Leaf(idx, "row"), E.Imm(float(shift))), E.Leaf(iota, "col")))), E.Imm(1.0)))
+            for shift in (0, vocab)]
         oh_t = self.tensor(self.fresh(f"{n.outputs[0]}.onehotT"), vocab, ic)
-        diff = E.unary("Abs", E.sub(E.Leaf(idx, "row"), E.Leaf(iota, "col")))
-        self.steps.append(MapStep(oh_t, E.unary("Relu", E.add(E.unary("Neg", diff),
-                                                             E.Imm(1.0))), f"{n.name} one-hot"))
+        self.steps.append(MapStep(oh_t, E.add(*hits), f"{n.name} one-hot"))
         oh = self.tensor(self.fresh(f"{n.outputs[0]}.onehot"), ic, vocab)
         self.steps.append(self._transpose(oh, self.split(E.Leaf(oh_t), vocab, ic, 1,
                                                        self.mode.exact), self.mode.exact,
                                         f"{n.name} one-hot"))
         out = self.tensor(self.fresh(n.outputs[0]), ic, d)
-        term, scale = self._const_term(oh, ic, table, False, n.inputs[0], n.inputs[1])
-        epi = ACC if scale is None else E.mul(E.Ex("Cvt", (ACC,), dtype="int32", dtype2="fp32"),
-                                              E.Leaf(scale, "row"))
-        self.steps.append(MmStep(out, (term,), epi, self.mode.mxm, f"{n.name} rows"))
+        epi, mxm = ACC, self.mode.mxm
+        if table is not None:
+            term, scale = self._const_term(oh, ic, np.asarray(table, dtype=np.float32), False,
+                                           n.inputs[0], n.inputs[1])
+            if scale is not None:
+                epi = E.mul(E.Ex("Cvt", (ACC,), dtype="int32", dtype2="fp32"),
+                            E.Leaf(scale, "row"))
+        else:  # a computed table: the weights are activations, as in an activation MatMul
+            p, mxm = self._fparts(), self._fmxm()
+            term = Term(self.split(E.Leaf(oh), ic, vocab, p, mxm),
+                        self.split(self.leaf(n.inputs[0]), vocab, d, p, mxm), parts=p)
+        self.steps.append(MmStep(out, (term,), epi, mxm, f"{n.name} rows"))
         self.exprs[n.outputs[0]] = E.Leaf(out)
 
     def op_Concat(self, n: Node) -> None:
@@ -1181,6 +1186,7 @@ def causal_mask(rows: int, cols: int) -> np.ndarray:
 
 def lower(graph: Graph, mode: Mode, target: Target, pinned: dict | None = None,
           act_scale: dict | None = None) -> Lowered:
-    low = Lowering(graph, mode, target, dict(pinned or {}))
+    from lpu_emu.compiler.gathers import rows_gathers
+    low = Lowering(rows_gathers(graph), mode, target, dict(pinned or {}))
     low.act_scale = dict(act_scale or {})
     return low.run()
