@@ -45,7 +45,7 @@ OPS: dict[str, OpDef] = {
     "Split": OpDef(1, 1, {"axis": -1, "split": ()}),
     "Concat": OpDef(1, 64, {"axis": -1}),
     "Slice": OpDef(1, 1, {"axis": -1, "start": 0, "end": 0, "step": 1}),
-    "Gather": OpDef(2, 2, {"axis": 0}),  # embedding lookup: table[indices] (axis 0)
+    "Gather": OpDef(2, 2, {"axis": 0}),  # np.take(table, indices, axis): an embedding lookup
     "Cast": OpDef(1, 1, {"to": "fp32"}),
     # added for the ONNX front end (ONNX names and defaults; axes as an attribute, as opset 13)
     "Pow": OpDef(2, 2), "Abs": OpDef(1, 1),
