@@ -12,6 +12,8 @@ from lpu_emu.asm.assembler import assemble_text
 from lpu_emu.asm.disassembler import disassemble
 
 RESULTS: dict[str, dict] = {}
+# the heading of RESULTS in the session's summary
+SUMMARY = "lpu-emu assembler: ratio to a plain line split/regex pass in this run"
 LINES = pick(10_000, 2_000)
 _LINE = re.compile(r"\s*(?:([A-Za-z_.][\w.]*):)?\s*([A-Za-z_]\w*)\s+([@+]\S+)\s+([\w.]+)\s*(.*)")
 
@@ -44,12 +46,3 @@ def test_assembler_throughput(benchmark):
         "split_s": t_split, "ratio_to_split_pass": t_asm / t_split}
     benchmark.extra_info.update(figures)
     assert t_asm / t_split < 500  # 3.7x the median 135 (full, 10,000 lines; quick 107)
-
-
-def pytest_terminal_summary_lines() -> list[str]:
-    lines = ["lpu-emu assembler: ratio to a plain line split/regex pass in this run"]
-    for name, figures in RESULTS.items():
-        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in figures.items())
-        lines.append(f"  {name}: {shown}")
-    return lines

@@ -23,6 +23,8 @@ from lpu_emu.core import fast
 from lpu_emu.core.run import run
 
 RESULTS: dict[str, dict] = {}
+# the heading of RESULTS in the session's summary
+SUMMARY = "lpu-emu compiler: ratios to baselines measured in this run"
 COMPILED: dict[str, Compiled] = {}  # dtype -> the layer test_bert_layer compiled (reused)
 SEQ = 128
 # (run_vs_numpy_forward, compile_vs_numpy_forward) must stay below: 4x the medians (bf16 37 and
@@ -171,12 +173,3 @@ def test_gpt_decode_step(benchmark):
         "step_vs_numpy_step": t_step / t_numpy}
     benchmark.extra_info.update(figures)
     assert t_step / t_numpy < 475  # 4x the median 118 (quick; full 110)
-
-
-def pytest_terminal_summary_lines() -> list[str]:
-    lines = ["lpu-emu compiler: ratios to baselines measured in this run"]
-    for name, figures in RESULTS.items():
-        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in figures.items())
-        lines.append(f"  {name}: {shown}")
-    return lines

@@ -47,6 +47,8 @@ from lpu_emu.spec import default_isa, get_chip
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS: dict[str, dict] = {}
+# the heading of RESULTS in the session's summary
+SUMMARY = "lpu-emu fast core: ratios to baselines measured in this run"
 # speedup_vs_numpy_blas must stay above: 4-5x below the medians with one BLAS thread (int8 1.9
 # over 1.2-3.7; fp16 0.6 over 0.5-1.6)
 MXM_BLAS_FLOOR = {"int8": 0.45, "fp16": 0.12}
@@ -293,12 +295,3 @@ def test_cold_compile(benchmark):
     _report("cold_compile", benchmark, cold_s=t_cold, warm_s=t_warm, cold_vs_warm=t_cold / t_warm)
     assert "compiling the lpu-emu core" in err
     assert t_cold / t_warm < 120  # 3.5x the median 34 (29-44 s against ~1 s)
-
-
-def pytest_terminal_summary_lines() -> list[str]:
-    lines = ["lpu-emu fast core: ratios to baselines measured in this run"]
-    for name, figures in RESULTS.items():
-        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in figures.items())
-        lines.append(f"  {name}: {shown}")
-    return lines

@@ -20,6 +20,8 @@ import pytest
 from lpu_emu.compiler.builtin import build
 
 RESULTS: dict[str, dict] = {}
+# the heading of RESULTS in the session's summary
+SUMMARY = "lpu-emu memory: peak RSS of a fresh process (MiB), ratios to the load-only process"
 SEQ = 128
 # argv: the .lpx, the inputs' .npz, and what to do: load | run | trace
 CHILD = """
@@ -80,12 +82,3 @@ def test_peak_rss_bert_layer_seq128(benchmark, saved):
     assert ran["maxrss_kb"] < 1024 * mb, f"peak RSS {ran['maxrss_kb'] / mb:.0f} MiB"  # issue 10
     # little noise here (238 MiB, 4.68x the load-only 51 MiB; traced 582 MiB, 2.45x): 2x
     assert figures["run_vs_load"] < 10 and figures["traced_vs_run"] < 5
-
-
-def pytest_terminal_summary_lines() -> list[str]:
-    lines = ["lpu-emu memory: peak RSS of a fresh process (MiB), ratios to the load-only process"]
-    for name, figures in RESULTS.items():
-        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in figures.items())
-        lines.append(f"  {name}: {shown}")
-    return lines

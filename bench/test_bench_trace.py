@@ -30,6 +30,8 @@ from lpu_emu.trace.views import ChipView
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS: dict[str, dict] = {}
+# the heading of RESULTS in the session's summary
+SUMMARY = "lpu-emu tracer: ratios to baselines measured in this run"
 CYCLE = 20_000
 
 
@@ -123,12 +125,3 @@ def test_step_latency_compiled_layer(benchmark):
     assert t_step < 0.1  # as on the 100,000-issue program (median 1.3 ms)
     assert t_open / t_run < 6  # 3.8x the median 1.57 (full; quick 1.2)
     assert t_replay / t_step > 3  # 3.7x below the median 11.2 (full; quick 13.9)
-
-
-def pytest_terminal_summary_lines() -> list[str]:
-    lines = ["lpu-emu tracer: ratios to baselines measured in this run"]
-    for name, figures in RESULTS.items():
-        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in figures.items())
-        lines.append(f"  {name}: {shown}")
-    return lines
