@@ -24,6 +24,8 @@ ENGINES = ("auto", "fast", "reference")
 # auto: the reference interpreter below this many issues. The fast core costs ~1 s of numba
 # start-up in a new process (import, target initialisation, cache load); the reference runs a
 # small program's few thousand issues in less (bench/test_bench_core.py measures the crossover).
+# Tracing does not move it much: the reference records the same log (2,000 VXM-heavy issues:
+# 0.09 s untraced, 0.18 s traced).
 AUTO_REFERENCE_ISSUES = 2000
 
 
