@@ -265,21 +265,27 @@ SMALL_RUN = ("from lpu_emu.asm.assembler import assemble_file; from lpu_emu.core
              "r = run(assemble_file('programs/vecadd.lpu')); assert not r.violations")
 # the same on the numba core (engine auto runs a program this small on the reference)
 SMALL_RUN_FAST = SMALL_RUN.replace("'))", "'), engine='fast')")
+# `lpu trace programs/vecadd.lpu --text`: engine auto traces it on the reference (the same log)
+SMALL_TRACE = ("import sys; from lpu_emu.cli import main; "
+               "sys.argv = ['lpu', 'trace', 'programs/vecadd.lpu', '--text']; main()")
 
 
 def test_warm_process_start_vs_import_numba(benchmark):
-    """A whole process that imports lpu-emu and runs a small program from the warm on-disk cache,
-    against a process that only imports numba and numpy (the floor)."""
+    """A whole process that imports lpu-emu and runs (or traces) a small program from the warm
+    on-disk cache, against a process that only imports numba and numpy (the floor)."""
     _wall(SMALL_RUN_FAST, runs=1)  # make sure the cache is warm
     runs = pick(5, 3)
     t_run, err = _wall(SMALL_RUN, runs=runs)  # engine auto: the reference, no numba start-up
     t_fast, _ = _wall(SMALL_RUN_FAST, runs=runs)
+    t_trace, _ = _wall(SMALL_TRACE, runs=runs)
     t_numba, _ = _wall("import numba, numpy", runs=runs)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     _report("warm_start", benchmark, run_small_program_s=t_run, fast_engine_s=t_fast,
-            import_numba_s=t_numba, ratio=t_run / t_numba, fast_ratio=t_fast / t_numba)
+            trace_small_program_s=t_trace, import_numba_s=t_numba, ratio=t_run / t_numba,
+            fast_ratio=t_fast / t_numba, trace_ratio=t_trace / t_numba)
     assert "compiling" not in err
     assert t_run / t_numba < 1.5  # issue 10: at most 1.5x the bare import (median 0.73-0.77)
+    assert t_trace / t_numba < 1.5  # the same bound for `lpu trace --text` (median 0.9-1.2)
     assert t_fast / t_numba < 10  # 3.7x the median 2.7 (quick 2.5)
 
 

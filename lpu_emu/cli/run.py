@@ -122,8 +122,6 @@ def run(program: Path, chip: str | None, inputs: tuple[str, ...], outputs: tuple
     targets += [(p, f"{o} {p}") for p, o in ((save_outputs, "--save-outputs"),
                                              (trace_out, "--trace-out")) if p is not None]
     check_outputs(targets, inputs=[program])
-    if trace_out is not None and engine == "reference":
-        raise UsageError("--trace-out needs the fast engine (the event log is the numba core's)")
     prog = load_program(program, chip, sandbox)
     values = {}
     for item in inputs:

@@ -1,9 +1,10 @@
 """`lpu trace PROGRAM`: step through a run, forward and back, in a terminal UI or from a script.
 
-The program runs once (fast core, event log on, lenient: the whole schedule is visible even past a
-violation); everything after that is lookups in the log (lpu_emu/trace). Modes: the interactive UI
-(a terminal on stdin and stdout), `--script FILE` or commands piped on stdin (one plain-text block
-per command), `--text` (every event, one line each) and `--perfetto OUT.json`.
+The program runs once (engine auto: a small program on the reference interpreter, no numba; event
+log on; lenient: the whole schedule is visible even past a violation); everything after that is
+lookups in the log (lpu_emu/trace). Modes: the interactive UI (a terminal on stdin and stdout),
+`--script FILE` or commands piped on stdin (one plain-text block per command), `--text` (every
+event, one line each) and `--perfetto OUT.json`.
 """
 
 from __future__ import annotations

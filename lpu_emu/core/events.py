@@ -1,9 +1,11 @@
 """The event log of a traced run: everything that happened, per cycle, as raw records.
 
-The fast core (lpu_emu/core/fast_loop.py) appends one int64 record of 8 columns per event and
-copies each value it places (or an SRAM row before its first write) into a uint8 [k, lanes] value
-heap; records point into the heap by row (`ref`, -1: no value / all zeros). Logs carry raw bits,
-decoded later (Spike's habit): this module only stores, filters and replays them.
+Both cores record it, identically (tests/core/test_event_logs.py holds them to it): each appends
+one int64 record of 8 columns per event and copies each value it places (or an SRAM row before
+its first write) into a uint8 [k, lanes] value heap; records point into the heap by row (`ref`,
+-1: no value / all zeros). The fast core (lpu_emu/core/fast_loop.py) writes the arrays from
+numba; the reference interpreter (lpu_emu/core/reference.py) through a `Recorder`. Logs carry
+raw bits, decoded later (Spike's habit): this module only stores, filters and replays them.
 
 Records: (cycle, kind, issue, a, b, c, d, ref) -- the meaning of a..d and ref by kind (cycle:
 the issue cycle unless noted):
@@ -25,8 +27,12 @@ the issue cycle unless noted):
 | VIOL   | kind        | coordinate a  | coordinate b            | coordinate c    | -1            |
 
 PLACE's cycle is the placement cycle (issue + latency); SWRITE's and INIT's the commit cycle.
-Records are in the order the core made them (issue by issue), so a PLACE or SWRITE can carry a
-later cycle than the ISSUE after it; `by_cycle` sorts. Scatter lane addresses are
+Records are in the order the core made them, issue by issue: ISSUE; a static VIOL; the INIT and
+SWRITE of each write committing before this cycle (in commit, issue order; INITs in lane order
+of first touch); a TAKE per input stream (operand a's, then b's); the VIOLs in the contract's
+order; a PLACE per output; the op's record (SREAD, LW, IW, ABC, ACC, SEND, RECV). Writes still
+pending at the end follow the last issue. So a PLACE or SWRITE can carry a later cycle than the
+ISSUE after it; `by_cycle` sorts. Scatter lane addresses are
 `(base + index[l]) % addresses_per_bank`, recomputed on replay.
 """
 
@@ -38,9 +44,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lpu_emu.core.plan import Plan
+    from lpu_emu.core.state import Machine
 
 ISSUE, TAKE, PLACE, SREAD, SWRITE, INIT, LW, IW, ABC, ACC, SEND, RECV, VIOL = range(1, 14)
 KIND_NAMES = {
@@ -131,8 +141,8 @@ class EventLog:
                 continue
             unit, bank, addr, iref, dref = r[3], r[4], r[5], r[6], r[7]
             data = self.value(dref)
-            if iref < 0:
-                rows[(unit, bank, addr)] = data.copy()
+            if iref < 0:  # a Write, or a Scatter whose index had no value (zeros: all at base)
+                rows[(unit, bank, addr % size)] = data.copy()
                 continue
             addrs = (addr + self.value(iref).astype(np.int64)) % size
             for a in np.unique(addrs).tolist():
@@ -196,3 +206,39 @@ class EventLog:
         if events.ndim != 2 or events.shape[1] != len(COLUMNS) or values.ndim != 2:
             raise LoadError(f"{path}: malformed event log arrays")
         return cls(events.astype(np.int64), values.astype(np.uint8), meta)
+
+
+def run_meta(plan: Plan, machine: Machine, stopped_at: int) -> dict:
+    """EventLog.meta of a run of `plan` on `machine` (either core)."""
+    return {"chip": plan.chip.name, "lanes": machine.chip.lanes,
+            "positions": plan.chip.positions,
+            "mem_addresses_per_bank": int(machine.sram.shape[2]), "issues": len(plan.issues),
+            "stopped_at": stopped_at}
+
+
+class Recorder:
+    """Builds an EventLog one record at a time: the reference interpreter's writer of the format
+    (the fast core fills the same arrays from numba). Made with on=False it keeps nothing and
+    every value's ref is -1, so an untraced run makes the same calls."""
+
+    def __init__(self, on: bool = True) -> None:
+        self.on = on
+        self.records: list[tuple[int, ...]] = []
+        self.rows: list[np.ndarray] = []
+
+    def add(self, cycle: int, kind: int, issue: int, a: int = 0, b: int = 0, c: int = 0,
+            d: int = 0, ref: int = -1) -> None:
+        if self.on:
+            self.records.append((cycle, kind, issue, a, b, c, d, ref))
+
+    def row(self, value: np.ndarray) -> int:
+        """Keep a copy of a value (one lane row of bytes); its ref (-1 when off)."""
+        if not self.on:
+            return -1
+        self.rows.append(value.copy())
+        return len(self.rows) - 1
+
+    def log(self, lanes: int, meta: dict) -> EventLog:
+        events = np.array(self.records, dtype=np.int64).reshape(-1, len(COLUMNS))
+        values = np.array(self.rows, dtype=np.uint8).reshape(-1, lanes)
+        return EventLog(events, values, meta)

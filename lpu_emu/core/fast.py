@@ -28,7 +28,7 @@ from lpu_emu.core import events as E
 from lpu_emu.core import fast_loop as F
 from lpu_emu.core import jit_ops as J
 from lpu_emu.core import plan as PL
-from lpu_emu.core.events import EventLog
+from lpu_emu.core.events import EventLog, run_meta
 from lpu_emu.core.plan import Plan
 from lpu_emu.core.state import Machine
 from lpu_emu.errors import LoadError
@@ -398,11 +398,9 @@ def run_plan(plan: Plan, machine: Machine, lenient: bool, trace: bool = False,
     violations = [tuple(r) for r in viol[: regs[F.R_NVIOL]].tolist()]
     log = None
     if trace:
-        meta = {"chip": plan.chip.name, "lanes": machine.chip.lanes, "positions": sz.positions,
-                "mem_addresses_per_bank": int(machine.sram.shape[2]), "issues": len(issues),
-                "stopped_at": stopped}
         # views, not copies: the buffers' unused tails are pages never touched (calloc)
-        log = EventLog(a["ev"][: regs[F.R_NEV]], a["evh"][: regs[F.R_NEVH]], meta)
+        log = EventLog(a["ev"][: regs[F.R_NEV]], a["evh"][: regs[F.R_NEVH]],
+                       run_meta(plan, machine, stopped))
     return violations, stopped, log  # type: ignore[return-value]
 
 

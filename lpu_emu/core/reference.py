@@ -16,8 +16,9 @@ THE run_plan CONTRACT (shared by both cores; keep it stable)
   `plan.issues` the violation is reported on, `cycle` that row's issue cycle (CYCLE column).
 - `stopped_at`: the issue index where a strict run stopped (its first violation), else -1.
   Lenient runs never stop (-1).
-- `events`: the fast core's event log when `trace` is true, else None. The event-log format is
-  owned by lpu_emu/core/fast*.py; the reference keeps none and always returns None.
+- `events`: the run's EventLog (lpu_emu/core/events.py) when `trace` is true, else None. Both
+  cores record the same log, record for record and value row for value row, in the order
+  events.py describes; here each record is one `record` call where the thing happens.
 
 Coordinates a, b, c by kind (unused coordinates are 0):
 
@@ -96,6 +97,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lpu_emu.core import events as ev
+from lpu_emu.core.events import EventLog, Recorder, run_meta
 from lpu_emu.core.ops import c2c, mem, mxm, sxm, vxm
 from lpu_emu.core.ops.lanes import decode, encode, width
 from lpu_emu.core.plan import (
@@ -112,6 +115,7 @@ from lpu_emu.core.plan import (
     NO_WEIGHTS,
     OP,
     POS,
+    QUEUE,
     SA,
     SB,
     SC,
@@ -146,6 +150,7 @@ class Placement:
     issue: int
     tag: int
     data: np.ndarray  # uint8[lanes]
+    ref: int = -1  # its row in the event log's value heap (-1: untraced)
 
 
 class Streams:
@@ -193,12 +198,16 @@ class PendingWrite:
     bank: int = field(compare=False)
     addrs: np.ndarray = field(compare=False)  # int64[lanes]
     data: np.ndarray = field(compare=False)  # uint8[lanes]
+    base: int = field(compare=False)  # the address as the event log has it (Scatter: its base)
+    iref: int = field(compare=False)  # value rows of the Scatter index (-1: none) and the data
+    dref: int = field(compare=False)
 
 
 class Interpreter:
     """One run of a Plan on a Machine (see the contract at the top of this module)."""
 
-    def __init__(self, plan: Plan, machine: Machine, lenient: bool, isa: Isa) -> None:
+    def __init__(self, plan: Plan, machine: Machine, lenient: bool, isa: Isa,
+                 trace: bool = False) -> None:
         self.plan, self.m, self.lenient = plan, machine, lenient
         self.ins_by_op = isa.by_opcode()
         self.dtypes = {d.code: d.name for d in isa.dtypes.values()}
@@ -213,6 +222,8 @@ class Interpreter:
         self.found: dict[int, tuple[int, int, int]] = {}  # this issue's violations by kind
         self.k = 0  # the issue being executed, and its row
         self.row = np.zeros(plan.issues.shape[1], np.int64)
+        self.rec = Recorder(on=trace)
+        self.touched: set[tuple[int, int, int]] = set()  # SRAM rows written so far (INIT)
 
     # ---- the loop ----
     def run(self) -> int:
@@ -220,11 +231,11 @@ class Interpreter:
         for k in range(len(self.plan.issues)):
             self.k, self.row = k, self.plan.issues[k]
             c = int(self.row[CYCLE])
+            self.record(c, ev.ISSUE, self.row[QUEUE], self.row[OP], self.row[DTYPE])
             if self.row[VIOL]:
                 kind = int(self.row[VIOL])
                 c_coord = -1 if kind == ADDRESS else 0
-                self.violations.append((kind, k, c, int(self.row[VIOL_A]), int(self.row[VIOL_B]),
-                                        c_coord))
+                self.violation(kind, c, int(self.row[VIOL_A]), int(self.row[VIOL_B]), c_coord)
                 if not self.lenient:
                     return k
             self.apply_writes(before=c)
@@ -245,18 +256,43 @@ class Interpreter:
             if prev is not None:
                 self.flag(TWO_PRODUCERS, code, int(self.row[POS]), prev.issue)
         found = [(kind, *self.found[kind]) for kind in DYNAMIC_ORDER if kind in self.found]
+        if not self.lenient:
+            found = found[:1]  # strict: the first one stops the run here
+        for kind, a, b, cc in found:
+            self.violation(kind, c, a, b, cc)
         if found and not self.lenient:
-            self.violations.append((found[0][0], self.k, c, *found[0][1:]))
             return False
-        self.violations.extend((kind, self.k, c, a, b, cc) for kind, a, b, cc in found)
         for code, data, tag in step.outputs:
-            self.streams.place(code, Placement(int(self.row[POS]), c + lat, self.k, tag, data))
+            self.place(code, data, tag, c + lat)
         if step.apply:
             step.apply()
         return True
 
     def flag(self, kind: int, a: int = 0, b: int = 0, c: int = 0) -> None:
         self.found.setdefault(kind, (int(a), int(b), int(c)))
+
+    def violation(self, kind: int, cycle: int, a: int, b: int, c: int) -> None:
+        self.violations.append((kind, self.k, cycle, a, b, c))
+        self.record(cycle, ev.VIOL, kind, a, b, c)
+
+    def place(self, code: int, data: np.ndarray, tag: int, t: int) -> None:
+        """Put the current issue's value on stream `code` at (POS, t)."""
+        pos = int(self.row[POS])
+        replaced = self.streams.at(code, pos, t) is not None
+        ref = self.rec.row(data)
+        self.record(t, ev.PLACE, code, pos, tag, int(replaced), ref)
+        self.streams.place(code, Placement(pos, t, self.k, tag, data, ref))
+
+    def record(self, cycle: int, kind: int, a: int = 0, b: int = 0, c: int = 0, d: int = 0,
+               ref: int = -1) -> None:
+        """An event of the current issue (events.py gives a..d and ref by kind)."""
+        self.rec.add(cycle, kind, self.k, a, b, c, d, ref)
+
+    def log(self, stopped_at: int) -> EventLog | None:
+        """The run's event log (None if untraced)."""
+        if not self.rec.on:
+            return None
+        return self.rec.log(self.lanes, run_meta(self.plan, self.m, stopped_at))
 
     # ---- plumbing shared by the ops ----
     def dtype(self, col: int = DTYPE) -> str:
@@ -271,11 +307,22 @@ class Interpreter:
             p = self.streams.look(code + i, pos, c)
             if p is None:
                 self.flag(NO_VALUE, code + i, pos)
+                self.record(c, ev.TAKE, code + i, pos, -1)
                 continue
+            self.record(c, ev.TAKE, code + i, pos, p.pos, p.tag, p.ref)
             if p.tag != tag:
                 self.flag(WRONG_DTYPE, code + i, p.tag, pos)
             planes[i] = p.data
         return planes
+
+    def value_ref(self, code_col: int, c: int) -> int:
+        """The value row of what the group's first stream carries at (POS, c) (-1: nothing)."""
+        p = self.streams.look(int(self.row[code_col]), int(self.row[POS]), c)
+        return -1 if p is None else p.ref
+
+    def out_ref(self, c: int) -> int:
+        """The value row of the current issue's first output, once placed."""
+        return self.streams.at(int(self.row[SC]), int(self.row[POS]), c + int(self.row[LAT])).ref
 
     def out(self, planes: np.ndarray, tag: int) -> Step:
         """A step placing `planes` on the output group SC."""
@@ -298,7 +345,19 @@ class Interpreter:
         """Commit pending writes landing before cycle `before` (all of them if None)."""
         while self.writes and (before is None or self.writes[0].commit < before):
             w = heapq.heappop(self.writes)
+            self.record_first_writes(w)
             mem.scatter(self.m.sram, w.unit, w.bank, w.addrs, w.data)
+            self.rec.add(w.commit, ev.SWRITE, w.issue, w.unit, w.bank, w.base, w.iref, w.dref)
+
+    def record_first_writes(self, w: PendingWrite) -> None:
+        """INIT: each row the write is the run's first to touch, as it was before (lane order)."""
+        if not self.rec.on:
+            return
+        for a in dict.fromkeys(w.addrs.tolist()):
+            if (w.unit, w.bank, a) not in self.touched:
+                self.touched.add((w.unit, w.bank, a))
+                ref = self.rec.row(self.m.sram[w.unit, w.bank, a])
+                self.rec.add(w.commit, ev.INIT, w.issue, w.unit, w.bank, a, 0, ref)
 
     def lane_addresses(self, base: int, index: np.ndarray) -> np.ndarray:
         """base + index per lane; an address violation (first lane outside) unless the plan
@@ -309,16 +368,20 @@ class Interpreter:
             self.flag(ADDRESS, addrs[bad[0]], int(self.row[BANK]), bad[0])
         return self.address(addrs)
 
-    def read_mark(self, unit: int, bank: int, c: int) -> Callable[[], None]:
+    def read_mark(self, unit: int, bank: int, c: int, addr: int,
+                  index_ref: int = -1) -> Callable[[], None]:
         def apply() -> None:
             self.reads[(unit, bank)] = c
+            self.record(c, ev.SREAD, unit, bank, addr, index_ref, self.out_ref(c))
         return apply
 
-    def push_write(self, commit: int, unit: int, bank: int, addrs, data) -> Callable[[], None]:
+    def push_write(self, commit: int, unit: int, bank: int, addrs, data, base: int, dref: int,
+                   iref: int = -1) -> Callable[[], None]:
         addrs = np.broadcast_to(np.asarray(addrs, dtype=np.int64), (self.lanes,)).copy()
+        w = PendingWrite(commit, self.k, unit, bank, addrs, data, base, iref, dref)
 
         def apply() -> None:
-            heapq.heappush(self.writes, PendingWrite(commit, self.k, unit, bank, addrs, data))
+            heapq.heappush(self.writes, w)
         return apply
 
     # ---- MEM ----
@@ -327,7 +390,7 @@ class Interpreter:
         addr = self.address(int(self.row[ADDR]))
         self.check_read_bank(unit, bank, c)
         step = self.out(mem.read(self.m.sram, unit, bank, addr)[None], int(self.row[DTYPE]))
-        step.apply = self.read_mark(unit, bank, c)
+        step.apply = self.read_mark(unit, bank, c, addr)
         return step
 
     def op_write(self, c: int) -> Step:
@@ -336,7 +399,8 @@ class Interpreter:
         data = self.read_group(SA, WA, c, int(self.row[DTYPE]))[0]
         commit = c + int(self.row[LAT])
         self.check_write_bank(unit, bank, commit)
-        return Step(apply=self.push_write(commit, unit, bank, addr, data))
+        return Step(apply=self.push_write(commit, unit, bank, addr, data, addr,
+                                          self.value_ref(SA, c)))
 
     def op_gather(self, c: int) -> Step:
         unit, bank = int(self.row[UNIT]), int(self.row[BANK])
@@ -344,7 +408,7 @@ class Interpreter:
         addrs = self.lane_addresses(int(self.row[ADDR]), index)
         self.check_read_bank(unit, bank, c)
         step = self.out(mem.gather(self.m.sram, unit, bank, addrs)[None], int(self.row[DTYPE]))
-        step.apply = self.read_mark(unit, bank, c)
+        step.apply = self.read_mark(unit, bank, c, int(self.row[ADDR]), self.value_ref(SA, c))
         return step
 
     def op_scatter(self, c: int) -> Step:
@@ -354,7 +418,8 @@ class Interpreter:
         addrs = self.lane_addresses(int(self.row[ADDR]), index)
         commit = c + int(self.row[LAT])
         self.check_write_bank(unit, bank, commit)
-        return Step(apply=self.push_write(commit, unit, bank, addrs, data))
+        return Step(apply=self.push_write(commit, unit, bank, addrs, data, int(self.row[ADDR]),
+                                          self.value_ref(SB, c), self.value_ref(SA, c)))
 
     # ---- VXM ----
     def vxm_values(self, c: int, *cols: tuple[int, int]) -> list[np.ndarray]:
@@ -443,26 +508,40 @@ class Interpreter:
     # ---- MXM ----
     def op_lw(self, c: int) -> Step:
         group, plane = self.read_group(SA, WA, c, int(self.row[DTYPE])), int(self.row[UNIT])
-        return Step(apply=lambda: mxm.lw(self.m, plane, group, width(self.dtype())))
 
-    def op_iw(self, c: int) -> Step:
+        def apply() -> None:
+            first = int(self.m.wbuf_rows[plane])
+            mxm.lw(self.m, plane, group, width(self.dtype()))
+            kept = first if first < self.m.wbuf.shape[1] else -1
+            self.record(c, ev.LW, plane, kept, group.shape[0], self.m.wbuf_rows[plane] - first)
+        return Step(apply=apply)
+
+    def op_iw(self, c: int, install=mxm.iw) -> Step:
         plane, lands = int(self.row[UNIT]), c + int(self.row[LAT])
-        return Step(apply=lambda: mxm.iw(self.m, plane, c, lands))
+
+        def apply() -> None:
+            self.record(c, ev.IW, plane, lands, self.m.wbuf_rows[plane])
+            install(self.m, plane, c, lands)
+        return Step(apply=apply)
 
     def op_iwt(self, c: int) -> Step:
-        plane, lands = int(self.row[UNIT]), c + int(self.row[LAT])
-        return Step(apply=lambda: mxm.iwt(self.m, plane, c, lands))
+        return self.op_iw(c, install=mxm.iwt)
 
     def op_abc(self, c: int) -> Step:
         plane, a = int(self.row[UNIT]), int(self.row[IMM])
-        return Step(apply=lambda: mxm.abc(self.m, plane, a))
+
+        def apply() -> None:
+            mxm.abc(self.m, plane, a)
+            self.record(c, ev.ABC, plane, a % self.m.acc.shape[1])
+        return Step(apply=apply)
 
     def op_acc(self, c: int) -> Step:
         d, plane = self.dtype(), int(self.row[UNIT])
         a = int(self.row[IMM]) % self.m.acc.shape[1]
         (x,) = self.vxm_values(c, (SA, WA))
         raw = mxm.weights_for(self.m, plane, c)
-        if raw is None:
+        have_weights = raw is not None
+        if not have_weights:
             self.flag(NO_WEIGHTS, plane, int(self.row[IMM]))
             raw = np.zeros_like(self.m.weights[plane])
         cols = int(self.m.chip.p("mxm_cols"))
@@ -474,6 +553,7 @@ class Interpreter:
         def apply() -> None:
             mxm.land(self.m, plane, c)
             self.m.acc[plane, a] = bits
+            self.record(c, ev.ACC, plane, a, int(have_weights), 0, self.out_ref(c))
         step.apply = apply
         return step
 
@@ -514,23 +594,27 @@ class Interpreter:
             self.flag(TWO_PRODUCERS, LINK + key[1], int(self.row[POS]), self.links[key][0])
 
         def apply() -> None:
+            self.record(c, ev.SEND, key[0], key[1], key[2], self.row[WA])
             self.links[key] = (self.k, data)
         return Step(apply=apply)
 
     def op_receive(self, c: int) -> Step:
-        arrived = self.links.get((int(self.row[UNIT]), int(self.row[IMM]), c))
+        edge, link = int(self.row[UNIT]), int(self.row[IMM])
+        arrived = self.links.get((edge, link, c))
         if arrived is None:
-            self.flag(NO_VALUE, LINK + int(self.row[IMM]), int(self.row[POS]))
-            data = np.zeros((1, self.lanes), np.uint8)
+            self.flag(NO_VALUE, LINK + link, int(self.row[POS]))
+            sender, data = -1, np.zeros((1, self.lanes), np.uint8)
         else:
-            data = arrived[1]
-        return self.out(c2c.receive(data, int(self.row[WC])), int(self.row[DTYPE]))
+            sender, data = arrived
+        step = self.out(c2c.receive(data, int(self.row[WC])), int(self.row[DTYPE]))
+        step.apply = lambda: self.record(c, ev.RECV, edge, link, sender)
+        return step
 
 
 def run_plan(plan: Plan, machine: Machine, lenient: bool, trace: bool = False,
-             isa: Isa | None = None) -> tuple[list[RawViolation], int, None]:
+             isa: Isa | None = None) -> tuple[list[RawViolation], int, EventLog | None]:
     """Run `plan` on `machine` (mutated in place). See the contract at the top of this module."""
-    interp = Interpreter(plan, machine, lenient, isa or default_isa())
+    interp = Interpreter(plan, machine, lenient, isa or default_isa(), trace)
     with np.errstate(all="ignore"):
         stopped = interp.run()
-    return interp.violations, stopped, None
+    return interp.violations, stopped, interp.log(stopped)

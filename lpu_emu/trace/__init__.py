@@ -2,8 +2,9 @@
 
 The pipeline, in order (one concept per module):
 
-    model.py       Traced: a program run once on the fast core with the event log on (lenient, so
-                   the whole schedule is visible), plus its Plan, source text and names
+    model.py       Traced: a program run once with the event log on (lenient, so the whole
+                   schedule is visible; engine auto: small programs without numba), plus its
+                   Plan, source text and names
     index.py       TraceIndex: the log sorted by cycle with np.searchsorted offsets, stream
                    contents at a cycle, SRAM rows at a cycle (checkpoints + deltas), producers
     commands.py    the command language: one parser for the UI, --script files and stdin

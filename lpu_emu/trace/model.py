@@ -80,7 +80,9 @@ class Traced:
     def run(cls, program: Program, chip: Chip | str | None = None, *,
             inputs: dict[str, np.ndarray] | None = None, name: str = "program",
             base: Path | None = None) -> Traced:
-        """Run `program` on the fast core with tracing on (lenient) and index the log."""
+        """Run `program` with tracing on (lenient) on the engine `auto` picks (a small program
+        on the reference interpreter: no numba start-up; both cores record the same log) and
+        index the log."""
         from lpu_emu.core.plan import make_plan
         from lpu_emu.core.run import run
         from lpu_emu.spec import default_isa

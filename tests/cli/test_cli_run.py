@@ -96,6 +96,18 @@ def test_run_writes_outputs_and_trace(lpu, prog):
     assert log.sram_at(8)[(78, 0, 0)][:4].tolist() == [1, 2, 3, 0]
 
 
+@pytest.mark.parametrize("engine", ("auto", "reference", "fast"))
+def test_run_trace_out_is_the_same_log_on_every_engine(lpu, prog, engine):
+    r = lpu("run", "cli.lpu", "--engine", engine, "--json", "--trace-out", f"{engine}.npz")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["engine"] == ("reference" if engine == "auto" else engine)
+    r = lpu("run", "cli.lpu", "--engine", "fast", "--trace-out", "expected.npz")
+    got, expected = EventLog.load(prog / f"{engine}.npz"), EventLog.load(prog / "expected.npz")
+    assert got.events.tolist() == expected.events.tolist()
+    assert got.values.tobytes() == expected.values.tobytes() and got.meta == expected.meta
+    assert got.sram_at(8)[(78, 0, 0)][:4].tolist() == [1, 2, 3, 0]
+
+
 def test_run_input_replaces_a_tensor(lpu, prog):
     np.save(prog / "y.npy", np.full(320, 5, dtype=np.int8))
     r = lpu("run", "cli.lpu", "--input", "y=y.npy", "--output", "z=z.npy")

@@ -115,6 +115,27 @@ def test_headless_modes_do_not_import_textual(tmp_path: Path) -> None:
     assert r.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_tracing_a_small_program_imports_no_numba(tmp_path: Path) -> None:
+    """engine auto traces a small program on the reference interpreter (the same event log):
+    the tracer starts without numba's start-up (docs/design.md section 12)."""
+    script = tmp_path / "s.cmds"
+    script.write_text("break op Add\ncontinue\nshow stream S2E at 83\n")
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from lpu_emu.cli import main\n"
+        f"r = CliRunner().invoke(main, ['trace', 'programs/vecadd.lpu', '--script',"
+        f" {str(script)!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m == 'lpu_emu.core.fast_loop'"
+        " or m.split('.')[0] == 'numba'))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_trace_takes_an_lpx_and_inputs(tmp_path: Path) -> None:
     import numpy as np
 
