@@ -157,3 +157,20 @@ def test_a_given_plan_still_obeys_max_cycles():
     with pytest.raises(UsageError) as e:
         run(prog, chip, plan=plan, max_cycles=6)
     assert e.value.message == "the program runs 7 cycles, more than max_cycles 6"
+
+
+def _accs(n: int, dtype: str):
+    """n ACCs on MXM_W0, one every 2 cycles (no weights: lenient)."""
+    return make_program([I("MXM_W0", 2 * k, "ACC", dtype, x="S0W", z="S4E", acc=0)
+                         for k in range(n)])
+
+
+def test_auto_weighs_a_float_acc_as_300_issues():
+    from lpu_emu.core.plan import make_plan
+    from lpu_emu.core.run import AUTO_REFERENCE_ISSUES, pick_engine, reference_cost
+    isa, chip = default_isa(), get_chip("tsp-v1")
+    plans = {d: make_plan(_accs(7, d), chip, isa) for d in ("int8", "fp16", "bf16")}
+    assert [reference_cost(p, isa) for p in plans.values()] == [7, 2100, 2100]
+    assert AUTO_REFERENCE_ISSUES == 2000
+    assert [pick_engine("auto", p, isa) for p in plans.values()] == ["reference", "fast", "fast"]
+    assert pick_engine("reference", plans["fp16"], isa) == "reference"
