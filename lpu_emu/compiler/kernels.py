@@ -218,7 +218,8 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     lat_iw = max(target.latency("IW"), target.occupancy("IW"))
     period = target.acc_period(mxm_dtype)  # fp16/bf16 products hold the plane pair 2 cycles
     converted = any(ps.w_conv is not None for j in jobs for ps in j.passes)
-    groups = _load_groups(target, planes, mxm_dtype, converted)
+    rows = max([1] + [len(src.loc.stripes) for j in jobs for ps in j.passes for src in ps.w])
+    groups = _load_groups(target, planes, mxm_dtype, converted, rows)
     blocked = {w: set() for w in (True, False)}
     for west, base, need in groups.values():
         for side in (west, not west) if converted else (west,):  # a mask passes the VXM
@@ -288,22 +289,25 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                   frozenset(j.out.base for j in jobs), "mxm", {"macs": macs})
 
 
-def _load_groups(target: Target, planes: list[int], mxm_dtype: str,
-                 converted: bool) -> dict[int, tuple[bool, int, int]]:
+def _load_groups(target: Target, planes: list[int], mxm_dtype: str, converted: bool,
+                 rows: int) -> dict[int, tuple[bool, int, int]]:
     """Plane -> (west, first stream, streams used) of the load group its LW reads: groups of
     `mxm_load_streams` streams aligned to the group size, the planes of a side taking them from
-    the top of the index range down; `Target.lw_rows` rows a cycle (striped weights). A load
+    the top of the index range down; `rows` rows a cycle (the weights' stripes, one row for
+    an unstriped operand). A load
     that passes the VXM on its way (a head mask) takes one row a cycle and three rows' streams
-    (the row, the mask, the product)."""
+    (the row, the mask, the product) on both sides of the VXM, so such loads of planes on
+    either side take groups of their own."""
     size = target.chip.mxm_load_streams
     w = target.width(mxm_dtype)
-    need = w * 3 if converted else w * target.lw_rows(mxm_dtype)
+    need = w * 3 if converted else w * rows
     out: dict[int, tuple[bool, int, int]] = {}
     count = {True: 0, False: 0}
     for q in planes:
         west = target.chip.slices[q].position < target.vxm_position
-        k = count[west]
-        count[west] += 1
+        side = west or converted  # converted: one count for both sides
+        k = count[side]
+        count[side] += 1
         base = target.streams - size * (k + 1)
         if base < 0:
             raise CompileError(f"more planes than load groups on one side ({len(planes)})")
