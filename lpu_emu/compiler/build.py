@@ -83,13 +83,36 @@ def mm_kernels(target: Target, steps: list, locs: dict[str, Loc]) -> list[Kernel
                            else _t_jobs(target, step, locs, width))
                 for group, jobs in jobs_of.items():
                     by_group.setdefault(group, []).extend(jobs)
-            return [K.mxm(target, steps[0].note if len(steps) == 1 else _common(steps),
-                          jobs, steps[0].mxm, planes[:len(group)], locs)
+            note = steps[0].note if len(steps) == 1 else _common(steps)
+            return [_spread(target, note, jobs, steps[0].mxm, planes, len(group), locs)
                     for group, jobs in by_group.items()]
         except CompileError:
             if width == 1:
                 raise
             width //= 2
+
+
+def _spread(target: Target, note: str, jobs: list[K.Job], mxm: str, planes: list[int],
+            width: int, locs: dict[str, Loc]) -> Kernel:
+    """An MXM kernel whose jobs (of `width` output chunks) take turns on as many sets of
+    `width` planes as there are: the planes a narrow group leaves idle clear, load and install
+    for the next job while the first set computes. One set if the streams do not allow more,
+    or if the sets' feeds, serialised on the MEM slices of a shared activation, make it no
+    faster."""
+    one = K.mxm(target, note, jobs, mxm, planes[:width], locs)
+    sets = min(len(planes) // width, len(jobs))
+    if sets == 1:
+        return one
+    try:
+        more = K.mxm(target, note, jobs, mxm, planes[:width * sets], locs, sets)
+    except CompileError:
+        return one
+    return more if _length(target, more) < _length(target, one) else one
+
+
+def _length(target: Target, k: Kernel) -> int:
+    k.normalise()
+    return k.length(target)
 
 
 def _common(steps: list) -> str:

@@ -197,9 +197,12 @@ def _same_weights(a: Pass, b: Pass) -> bool:
 
 
 def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list[int],
-        locs: dict[str, Loc]) -> Kernel:
+        locs: dict[str, Loc], sets: int = 1) -> Kernel:
     """Run the jobs one after another on the planes; an install is shared by consecutive passes
-    with the same weights (even across jobs).
+    with the same weights (even across jobs). With `sets` > 1 the planes split into that many
+    sets, job i running on set i mod sets with each set's own time cursor: one set clears,
+    loads and installs while another computes (their pipes still follow `after` wherever they
+    share queues or streams, e.g. the MEM slices of one activation).
 
     Three things pace it: a plane's queue (ABC, LW, IW, ACC in order), the weight loads (their
     own streams, the top of the index range, and their own ALUs) and the activation feeds with
@@ -210,19 +213,27 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     loads: list[Pipe] = []
     feeds: list[Pipe] = []
     streams: list[Streams] = []
-    t = 0
+    n = len(planes) // sets
+    cursors = [0] * sets
     lat_iw = max(target.latency("IW"), target.occupancy("IW"))
     period = target.acc_period(mxm_dtype)  # fp16/bf16 products hold the plane pair 2 cycles
     converted = any(ps.w_conv is not None for j in jobs for ps in j.passes)
-    groups = _load_groups(target, planes, mxm_dtype, converted)
+    rows = max([1] + [len(src.loc.stripes) for j in jobs for ps in j.passes for src in ps.w])
+    groups = _load_groups(target, planes, mxm_dtype, converted, rows)
     blocked = {w: set() for w in (True, False)}
     for west, base, need in groups.values():
         for side in (west, not west) if converted else (west,):  # a mask passes the VXM
             blocked[side].update(range(base, base + need))
     alus = [s.index for s in target.vxm_alus]
     load_alus, feed_alus = alus[-2:], alus[:-2]
-    prev: Pass | None = None
-    for job in jobs:
+    prevs: list[Pass | None] = [None] * sets
+    # each set's feeds keep to their own streams, so that one set's feed need not wait for
+    # another's values to clear a stream (`after`)
+    feeding: list[dict[bool, set[int]]] = [{True: set(), False: set()} for _ in range(sets)]
+    all_planes = planes
+    for k, job in enumerate(jobs):
+        planes = all_planes[k % sets * n:][:n]
+        t, prev = cursors[k % sets], prevs[k % sets]
         for q in planes:  # clear the accumulators
             pipes.append(Pipe([Slot(q, "ABC", None, (("acc", 0),), 0, "acc", 1, note)],
                               job.rows, t))
@@ -241,7 +252,9 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                 t += lat_iw
             prev = ps
             last = i == len(job.passes) - 1
-            s_main = Streams(0, target.streams, blocked={w: set(b) for w, b in blocked.items()})
+            others = [u for j, u in enumerate(feeding) if j != k % sets]
+            s_main = Streams(0, target.streams, blocked={w: b.union(*(u[w] for u in others))
+                                                         for w, b in blocked.items()})
             xv = ps.x_conv(Read(ps.x.loc, ps.x.chunk, ps.x.row, 1, note), note, ps.x.chunk)
             west = {chip.slices[q].position < target.vxm_position for q in planes}
             # planes on both sides: a Mov at the VXM sends the row each way
@@ -261,7 +274,10 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             pipe.start = _start(target, pipe, t - min(acc_ts), feeds, loads)
             feeds.append(pipe)
             streams.append(s_main)
+            for w, used in s_main.used.items():
+                feeding[k % sets][w] |= used
             t = pipe.start + max(acc_ts) + job.rows * period
+        cursors[k % sets], prevs[k % sets] = t, prev
     macs = sum(j.rows * ps.k_rows * sum(j.out.chunk_cols(c) for c in j.out_chunks)
                for j in jobs for ps in j.passes)
     reads = {ps.x.loc.base for j in jobs for ps in j.passes}
@@ -273,22 +289,25 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
                   frozenset(j.out.base for j in jobs), "mxm", {"macs": macs})
 
 
-def _load_groups(target: Target, planes: list[int], mxm_dtype: str,
-                 converted: bool) -> dict[int, tuple[bool, int, int]]:
+def _load_groups(target: Target, planes: list[int], mxm_dtype: str, converted: bool,
+                 rows: int) -> dict[int, tuple[bool, int, int]]:
     """Plane -> (west, first stream, streams used) of the load group its LW reads: groups of
     `mxm_load_streams` streams aligned to the group size, the planes of a side taking them from
-    the top of the index range down; `Target.lw_rows` rows a cycle (striped weights). A load
+    the top of the index range down; `rows` rows a cycle (the weights' stripes, one row for
+    an unstriped operand). A load
     that passes the VXM on its way (a head mask) takes one row a cycle and three rows' streams
-    (the row, the mask, the product)."""
+    (the row, the mask, the product) on both sides of the VXM, so such loads of planes on
+    either side take groups of their own."""
     size = target.chip.mxm_load_streams
     w = target.width(mxm_dtype)
-    need = w * 3 if converted else w * target.lw_rows(mxm_dtype)
+    need = w * 3 if converted else w * rows
     out: dict[int, tuple[bool, int, int]] = {}
     count = {True: 0, False: 0}
     for q in planes:
         west = target.chip.slices[q].position < target.vxm_position
-        k = count[west]
-        count[west] += 1
+        side = west or converted  # converted: one count for both sides
+        k = count[side]
+        count[side] += 1
         base = target.streams - size * (k + 1)
         if base < 0:
             raise CompileError(f"more planes than load groups on one side ({len(planes)})")

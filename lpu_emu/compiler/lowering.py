@@ -888,10 +888,11 @@ class Lowering:
             w = w.T
         mode = self.mode
         k = w.shape[0]
+        wide = w.shape[1] > self.target.lanes
         if mode.quantized:  # symmetric int8: per output column for W, per tensor for x
             scale = np.maximum(np.abs(w).max(axis=0), np.finfo(np.float32).tiny) / 127.0
             q = np.clip(np.round(w / scale), -127, 127).astype(np.float32)
-            wq = self.const(f"{name}.q", q, "int8", self.target.lw_rows("int8"))
+            wq = self.const(f"{name}.q", q, "int8", self.target.lw_rows("int8", wide))
             sx = float(self.act_scale.get(value, 1.0))
             out_scale = self.const(f"{name}.scale", (scale * sx).astype(np.float32)[None, :])
             return Term((self.quantize(x, rows, k, sx),), (wq,)), out_scale
@@ -900,7 +901,7 @@ class Lowering:
         for j in range(mode.parts):
             part = from_storage(to_storage(rest, mode.mxm), mode.mxm).astype(np.float32)
             parts.append(self.const(f"{name}.{j}" if mode.parts > 1 else name, part, mode.mxm,
-                                    self.target.lw_rows(mode.mxm)))
+                                    self.target.lw_rows(mode.mxm, wide)))
             rest = rest - part
         xs = self.split(E.Leaf(x), rows, k, mode.parts, mode.mxm)
         return Term(xs, tuple(parts), parts=mode.parts), None

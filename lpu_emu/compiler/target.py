@@ -95,11 +95,16 @@ class Target:
             out += [s.index for s in (w[i:i + 1] + e[i:i + 1])]
         return out
 
-    def lw_rows(self, dtype: str) -> int:
+    def lw_rows(self, dtype: str, wide: bool = False) -> int:
         """Weight rows one LW takes per cycle when every plane an MXM kernel may use loads at
         once: a hemisphere's planes share the streams flowing toward them, a load group
-        (`mxm_load_streams`) each, less the half the activations and epilogues need."""
+        (`mxm_load_streams`) each, less the half the activations and epilogues need. `wide`
+        weights (more than one output chunk) leave them at least three quarters: a kernel
+        feeding a plane on each side carries both planes' results and epilogues on each
+        side's streams (with one plane a side, half is too few for a bias add)."""
         per_side = max(1, len(self.planes_for(dtype)) // 2)
+        if wide:
+            per_side = max(per_side, 2)
         streams = min(self.chip.mxm_load_streams, self.streams // (2 * per_side))
         return max(1, streams // self.width(dtype))
 

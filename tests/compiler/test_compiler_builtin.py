@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from lpu_emu.compiler import build as B
+from lpu_emu.compiler import kernels as K
 from lpu_emu.compiler.builtin import BUILTINS, ERROR_BOUNDS, build, describe, layer_inputs
+from lpu_emu.compiler.report import report
 
 
 @pytest.mark.slow
@@ -30,3 +33,26 @@ def test_layer_inputs_are_seeded() -> None:
     assert a.keys() == {"x_prompt", "x_step"} and a["x_prompt"].shape == (3, 8)
     assert (a["x_prompt"] == b["x_prompt"]).all() and (a["x_step"] == b["x_step"]).all()
     assert not (layer_inputs(8, 3, False, 6)["x"] == a["x_prompt"]).all()
+
+
+def test_narrow_mxm_work_takes_turns_on_both_plane_pairs(monkeypatch) -> None:
+    """bf16 leaves two plane pairs; a decode step's per-head probs @ v (one output chunk, a job
+    per head, each head's probabilities a tensor of its own) alternates its jobs between MXM_W0
+    and MXM_E0, one pair installing while the other computes: 739 cycles against 928 with every
+    job on MXM_W0 (the step 20,711 against 20,923), still within the bf16 bound."""
+    def probs() -> tuple[int, set[str], int]:
+        built = build("gpt-layer", decode=True, dtype="bf16")
+        compiled = built.compiled
+        chip = compiled.target.chip
+        k = next(p for p in compiled.placed if p.kernel.name == "attention.node probs h")
+        planes = {chip.slices[s.queue].name for pipe in k.kernel.pipes for s in pipe.slots
+                  if s.mnemonic == "ACC"}
+        if planes == {"MXM_W0", "MXM_E0"}:
+            err, scale = built.check()
+            assert err <= 2e-2 * scale
+        return k.end - k.start, planes, report(compiled).cycles
+
+    assert probs() == (739, {"MXM_W0", "MXM_E0"}, 20_711)
+    monkeypatch.setattr(B, "_spread", lambda target, note, jobs, mxm, planes, width, locs:
+                        K.mxm(target, note, jobs, mxm, planes[:width], locs))
+    assert probs() == (928, {"MXM_W0"}, 20_923)

@@ -103,6 +103,15 @@ def test_rows_per_lw_follows_the_isa() -> None:
     assert rows_per_lw(target, "bf16") == (8 if grouped else 1)
 
 
+def test_wide_weights_load_fewer_rows_an_lw() -> None:
+    """bf16 weights of one output chunk take a whole load group (8 rows an LW); wider ones 4,
+    leaving three quarters of a side's streams to a two-plane kernel's feeds and epilogues. With
+    four fp32-mode planes (two a side) a load group is half that already."""
+    target = Target.of("lp30")
+    assert (target.lw_rows("bf16"), target.lw_rows("bf16", wide=True)) == (8, 4)
+    assert (target.lw_rows("int8"), target.lw_rows("int8", wide=True)) == (8, 8)
+
+
 def test_report_to_json_is_json(hand) -> None:
     _, r = hand
     doc = json.loads(json.dumps(r.to_json()))
