@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -97,22 +98,26 @@ def test_trace_opens_a_100000_issue_program_in_seconds(tmp_path: Path) -> None:
     assert seconds < 20  # a few seconds on the 2-core VM (bench/ measures it)
 
 
-def test_headless_modes_do_not_import_textual(tmp_path: Path) -> None:
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from lpu_emu.cli import main\n"
-        f"r = CliRunner().invoke(main, ['trace', 'programs/vecadd.lpu', '--text', '--perfetto',"
-        f" {str(tmp_path / 'v.json')!r}], input='step\\n')\n"
-        "assert r.exit_code == 0, r.output\n"
-        "r = CliRunner().invoke(main, ['trace', 'programs/vecadd.lpu'], input='step\\n')\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))\n"
-    )
+def _imported_after(invocations: list[tuple[list[str], str]], selects: str) -> list[str]:
+    """Run `lpu` invocations (args, stdin) in a fresh interpreter; the modules it imported that
+    the expression `selects` (over a module name `m`) picks."""
+    code = "import sys\nfrom click.testing import CliRunner\nfrom lpu_emu.cli import main\n"
+    for args, stdin in invocations:
+        code += (f"r = CliRunner().invoke(main, {args!r}, input={stdin!r})\n"
+                 "assert r.exit_code == 0, r.output\n")
+    code += f"print(sorted(m for m in sys.modules if {selects}))\n"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        timeout=300)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "[]"
+    return ast.literal_eval(r.stdout.strip().splitlines()[-1])
+
+
+def test_headless_modes_do_not_import_textual(tmp_path: Path) -> None:
+    assert _imported_after([
+        (["trace", "programs/vecadd.lpu", "--text", "--perfetto", str(tmp_path / "v.json")],
+         "step\n"),
+        (["trace", "programs/vecadd.lpu"], "step\n"),
+    ], "m.split('.')[0] == 'textual'") == []
 
 
 def test_tracing_a_small_program_imports_no_numba(tmp_path: Path) -> None:
@@ -120,20 +125,8 @@ def test_tracing_a_small_program_imports_no_numba(tmp_path: Path) -> None:
     the tracer starts without numba's start-up (docs/design.md section 12)."""
     script = tmp_path / "s.cmds"
     script.write_text("break op Add\ncontinue\nshow stream S2E at 83\n")
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from lpu_emu.cli import main\n"
-        f"r = CliRunner().invoke(main, ['trace', 'programs/vecadd.lpu', '--script',"
-        f" {str(script)!r}])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(sorted(m for m in sys.modules if m == 'lpu_emu.core.fast_loop'"
-        " or m.split('.')[0] == 'numba'))\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "[]"
+    assert _imported_after([(["trace", "programs/vecadd.lpu", "--script", str(script)], "")],
+                           "m == 'lpu_emu.core.fast_loop' or m.split('.')[0] == 'numba'") == []
 
 
 def test_trace_takes_an_lpx_and_inputs(tmp_path: Path) -> None:
