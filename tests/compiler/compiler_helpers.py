@@ -85,11 +85,12 @@ def compare(graph: Graph, inputs: dict[str, np.ndarray], got: dict[str, np.ndarr
     return errs
 
 
-def both_cores(graph: Graph, inputs: dict[str, np.ndarray], mode: str, chip: str = CHIP
+def both_cores(graph: Graph, inputs: dict[str, np.ndarray], mode: str, chip: str = CHIP,
+               calibration: dict[str, np.ndarray] | None = None
                ) -> tuple[Compiled, dict[str, np.ndarray]]:
     """Run one compiled program on the fast core and on the reference interpreter; their
-    outputs must be identical, bit for bit."""
-    compiled = compile_graph(graph, chip, mode)
+    outputs must be identical, bit for bit. `calibration`: int8 scales from these inputs."""
+    compiled = compile_graph(graph, chip, mode, calibration=calibration)
     fast = compiled.run(inputs, engine="fast")
     ref = compiled.run(inputs, engine="reference")
     for name in fast:
