@@ -300,7 +300,7 @@ def _load_groups(target: Target, planes: list[int], mxm_dtype: str, converted: b
     either side take groups of their own."""
     size = target.chip.mxm_load_streams
     w = target.width(mxm_dtype)
-    need = w * 3 if converted else w * rows
+    need = w * max(3, rows) if converted else w * rows  # a kernel may mix both kinds of pass
     out: dict[int, tuple[bool, int, int]] = {}
     count = {True: 0, False: 0}
     for q in planes:

@@ -190,6 +190,21 @@ def test_regression_int8_calibrated_on_the_inputs_it_runs():
     _check(b.build(), "int8")
 
 
+def test_regression_a_masked_load_beside_striped_weights():
+    """A graph hypothesis once found (LPU_SLOW): Attention's masked loads (three rows' streams)
+    and a matmul's 4-striped constant weights in one MXM kernel; the load group was sized for
+    the masked load only, so the weights' fourth row had no stream ('no free group of 2
+    streams flowing west')."""
+    c1 = np.array([0.03246341, -0.03410933, 0.16535641, 0.02708509, -0.13830924, 0.09336344,
+                   0.33669135, 0.24453525, -0.18170366, -0.32673043, -0.16092877, 0.01067032,
+                   -0.60032034, -0.05649177, -0.32169282], np.float32)[:, None]
+    b = GraphBuilder("random")
+    x = b.input("x0", (1, 15))
+    b.output(b.attention(x, x, x, heads=1))
+    b.output(b.matmul(x, b.constant("c1", c1)))
+    _check(b.build(), "fp32")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not SLOW, reason="set LPU_SLOW=1")
 @_settings(1500)
