@@ -121,6 +121,7 @@ class Streams:
     blocked: dict[bool, set[int]] = field(default_factory=lambda: {False: set(), True: set()})
 
     held: dict[bool, set[int]] = field(default_factory=lambda: {False: set(), True: set()})
+    from_top: bool = False  # hand out the highest free group first (see `Alus`)
 
     def take(self, west: bool, width: int, at: int | None = None) -> int:
         """A free group of `width` streams aligned to its width (at index `at`, if given: a
@@ -129,6 +130,8 @@ class Streams:
                                                          else set())
         first = -(-self.lo // width) * width
         bases = [at] if at is not None else range(first, self.hi - width + 1, width)
+        if self.from_top and at is None:
+            bases = reversed(bases)
         for base in bases:
             if not any(base + i in taken for i in range(width)):
                 self.used[west].update(range(base, base + width))
@@ -147,14 +150,21 @@ class Streams:
 
 
 class Alus:
-    """The VXM ALU queues a kernel may use, handed out one per op; and the SXM units."""
+    """The VXM ALU queues a kernel may use, handed out one per op; and the SXM units.
 
-    def __init__(self, target: Target, queues: list[int] | None = None) -> None:
+    MXM kernels take their feeds' ALUs and streams from the bottom (and their weight loads' from
+    the top); kernels of VXM work alone take theirs `from_top` (ALUs from the last before the
+    loads' two, streams from the highest group down), so the two kinds share less and their
+    spans can overlap in the schedule."""
+
+    def __init__(self, target: Target, queues: list[int] | None = None,
+                 from_top: bool = False) -> None:
         self.sxm = {w: [s.index for s in target.sxm("W" if w else "E")] for w in (True, False)}
-        self.large = [q for q in (queues or [s.index for s in target.vxm_alus])
-                      if q in target.large_alus]
-        self.small = [q for q in (queues or [s.index for s in target.vxm_alus])
-                      if q not in target.large_alus]
+        order = queues or [s.index for s in target.vxm_alus]
+        if from_top:
+            order = order[-3::-1] + order[-2:]
+        self.large = [q for q in order if q in target.large_alus]
+        self.small = [q for q in order if q not in target.large_alus]
         self.taken: list[int] = []
 
     def take_sxm(self, west: bool) -> int:

@@ -1,17 +1,17 @@
 """Kernels: the unit the scheduler places in time.
 
 A `Kernel` is a few `Pipe`s (an iteration template of `Slot`s run `count` times, one iteration
-every `period` cycles) at offsets relative to the kernel's start, with the set of resources it
-holds while it runs: instruction queues and stream codes. Kernels hold their resources for their
-whole span, so two kernels that share none can run side by side and a schedule built from them
-is free of conflicts by construction (the core checks it anyway).
+every `period` cycles) at offsets relative to the kernel's start. What it uses, instruction
+queues and stream codes, each over a span of its cycles (`schedule.spans`), is what the
+scheduler keeps apart, so a schedule built from kernels is free of conflicts by construction
+(the core checks it anyway).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lpu_emu.compiler.dataflow import Slot, Streams
+from lpu_emu.compiler.dataflow import Slot
 from lpu_emu.compiler.target import Target
 
 
@@ -38,9 +38,6 @@ class Pipe:
 class Kernel:
     name: str  # the graph op it comes from (comments in the assembly, the report)
     pipes: list[Pipe]
-    streams: list[Streams]  # every graph's streams (their union is held)
-    reads: frozenset[str] = frozenset()  # tensors it reads (names)
-    writes: frozenset[str] = frozenset()  # tensors it writes
     kind: str = "vxm"  # "mxm" | "vxm" | "sxm": what the report books its time to
     stats: dict[str, int] = field(default_factory=dict)  # work done: macs, alu ops, ...
 
@@ -54,10 +51,3 @@ class Kernel:
         """Cycles from the first issue until the kernel's last effect has landed: a write
         landing at cycle c is visible to reads from c + 1 (design.md section 10.2)."""
         return max(p.last(target) for p in self.pipes) + 1
-
-    def queues(self) -> set[int]:
-        return {s.queue for p in self.pipes for s in p.slots}
-
-    def resources(self) -> set:
-        codes = set().union(*(s.codes() for s in self.streams))
-        return {("q", q) for q in self.queues()} | {("s", c) for c in codes}

@@ -136,23 +136,19 @@ def elementwise(target: Target, note: str, segments: list[Segment],
                 locs: dict[str, Loc]) -> Kernel:
     """Each segment's Expr, one vector a cycle, chunk after chunk, segment after segment."""
     pipes: list[Pipe] = []
-    streams = []
     work = 0
     for seg in segments:
         rows = seg.out.rows - seg.row0 if seg.rows is None else seg.rows
         for c in range(seg.out.nchunks) if seg.chunk is None else (seg.chunk,):
-            s = Streams(0, target.streams)
+            s = Streams(0, target.streams, from_top=True)
             root = build(seg.ex, c, locs, {}, note, None, seg.row0)
             slots = timed(target, [Write(root, seg.out, c, seg.row0, 1, note)], s,
-                          Alus(target))
+                          Alus(target, from_top=True))
             pipe = Pipe(slots, rows, 0)
             pipe.start = after(target, pipes, pipe)
             pipes.append(pipe)
-            streams.append(s)
             work += E.size(seg.ex)[0] * rows
-    reads = {locs[x.name].base for seg in segments for x in E.leaves(seg.ex)}
-    return Kernel(note, pipes, streams, frozenset(reads),
-                  frozenset(seg.out.base for seg in segments), "vxm", {"alu": work})
+    return Kernel(note, pipes, "vxm", {"alu": work})
 
 
 @dataclass(frozen=True)
@@ -212,7 +208,6 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     pipes: list[Pipe] = []
     loads: list[Pipe] = []
     feeds: list[Pipe] = []
-    streams: list[Streams] = []
     n = len(planes) // sets
     cursors = [0] * sets
     lat_iw = max(target.latency("IW"), target.occupancy("IW"))
@@ -240,12 +235,10 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
         t += job.rows
         for i, ps in enumerate(job.passes):
             if prev is None or not _same_weights(ps, prev):
-                for pipe, s_load in _load(target, note, ps, planes, mxm_dtype, groups,
-                                          load_alus):
+                for pipe in _load(target, note, ps, planes, mxm_dtype, groups, load_alus):
                     lw_ts = [s.t for s in pipe.slots if s.mnemonic == "LW"]
                     pipe.start = _start(target, pipe, t - min(lw_ts), loads, feeds)
                     loads.append(pipe)
-                    streams.append(s_load)
                     t = pipe.start + max(lw_ts) + pipe.count
                 for q in planes:
                     pipes.append(Pipe([Slot(q, ps.install, None, (), 0, note=note)], 1, t))
@@ -273,20 +266,13 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             acc_ts = [s.t for s in pipe.slots if s.mnemonic == "ACC"]
             pipe.start = _start(target, pipe, t - min(acc_ts), feeds, loads)
             feeds.append(pipe)
-            streams.append(s_main)
             for w, used in s_main.used.items():
                 feeding[k % sets][w] |= used
             t = pipe.start + max(acc_ts) + job.rows * period
         cursors[k % sets], prevs[k % sets] = t, prev
     macs = sum(j.rows * ps.k_rows * sum(j.out.chunk_cols(c) for c in j.out_chunks)
                for j in jobs for ps in j.passes)
-    reads = {ps.x.loc.base for j in jobs for ps in j.passes}
-    reads |= {w.loc.base for j in jobs for ps in j.passes for w in ps.w}
-    for j in jobs:
-        for c in j.out_chunks:
-            reads |= {locs[lf.name].base for lf in E.leaves(j.epilogue(c)) if lf.name != "@acc"}
-    return Kernel(note, pipes + loads + feeds, streams, frozenset(reads),
-                  frozenset(j.out.base for j in jobs), "mxm", {"macs": macs})
+    return Kernel(note, pipes + loads + feeds, "mxm", {"macs": macs})
 
 
 def _load_groups(target: Target, planes: list[int], mxm_dtype: str, converted: bool,
@@ -331,7 +317,7 @@ def _start(target: Target, pipe: Pipe, earliest: int, own: list[Pipe],
 
 
 def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str,
-          groups: dict[int, tuple[bool, int, int]], alus: list[int]) -> list[tuple[Pipe, Streams]]:
+          groups: dict[int, tuple[bool, int, int]], alus: list[int]) -> list[Pipe]:
     """The pipes that load the pass's weight rows into every plane, each LW's rows on the first
     streams of the plane's load group. Striped weights (constants: row r in stripe r mod n) give
     n rows an LW, one from each stripe (then one LW for the rows left over); other operands one
@@ -364,7 +350,7 @@ def _load(target: Target, note: str, ps: Pass, planes: list[int], mxm_dtype: str
                 reads.append(v)
             loads.append(Op("LW", mxm_dtype, tuple(reads), unit="mxm", queue=q, imm=rows,
                             note=note))
-        out.append((Pipe(timed(target, loads, s_load, Alus(target, alus)), count), s_load))
+        out.append(Pipe(timed(target, loads, s_load, Alus(target, alus)), count))
     return out
 
 
@@ -400,20 +386,20 @@ def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
     if target.latency(first) != lat or lat != 2 * target.latency("Mov"):
         raise CompileError(f"colreduce needs {op} and {first} of one latency, twice Mov's")
     pipes: list[Pipe] = []
-    streams: list[Streams] = []
     free = -(1 << 40)  # after the previous reduction's result is written
     alu_work = 0
     for part in parts:
         for c in range(part.out.nchunks):
             west = part.out.chunks[c].slices[0].position < target.vxm_position
-            s = Streams(0, target.streams)
+            s = Streams(0, target.streams, from_top=True)
             codes = tuple(stream_code(s.take(west, 4), west) for _ in range(3))
             chain = []
             for r0, count, mnem in ((0, min(lat, part.rows), first),
                                     (lat, part.rows - lat, op)):
                 if count <= 0:
                     continue
-                s_k = Streams(0, target.streams, {w: set(u) for w, u in s.used.items()})
+                s_k = Streams(0, target.streams, {w: set(u) for w, u in s.used.items()},
+                              from_top=True)
                 root = build(part.ex, c, locs, {}, note, None, part.row0 + r0)
                 node = Op(mnem, "fp32", (root,) if mnem == first else (root, Fixed(codes[0])),
                           imm=identity if mnem == first else None, note=note)
@@ -421,10 +407,9 @@ def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
                 sinks = [node]
                 if part.also is not None:
                     sinks.append(Write(root, part.also, c, part.row0 + r0, 1, note))
-                slots = timed(target, sinks, s_k, Alus(target))
+                slots = timed(target, sinks, s_k, Alus(target, from_top=True))
                 t_op = next(x.t for x in slots if x.mnemonic == mnem and x.queue == node.queue)
                 chain.append((r0, Pipe(slots, count), t_op, node.queue))
-                streams.append(s_k)
             # the chain op of row r issues at base + r: as early as the pipes before allow
             base = free
             for r0, pipe, t_op, _ in chain:
@@ -435,13 +420,9 @@ def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
             tail = _combine(target, note, op, lat, codes, min(lat, part.rows),
                             base + part.rows, chain[-1][3], part.out, c, part.out_row)
             pipes.append(tail)
-            streams.append(s)
             free = max(x.t for x in tail.slots) + 1
             alu_work += (E.size(part.ex)[0] + 1) * part.rows
-    reads = {locs[x.name].base for part in parts for x in E.leaves(part.ex)}
-    writes = {p.out.base for p in parts} | {p.also.base for p in parts if p.also is not None}
-    return Kernel(note, pipes, streams, frozenset(reads), frozenset(writes), "vxm",
-                  {"alu": alu_work})
+    return Kernel(note, pipes, "vxm", {"alu": alu_work})
 
 
 def _combine(target: Target, note: str, op: str, lat: int, codes: tuple[int, int, int],

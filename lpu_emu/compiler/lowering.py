@@ -25,6 +25,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from lpu_emu.compiler import attention
 from lpu_emu.compiler import expr as E
 from lpu_emu.compiler.graph import Graph, Node
 from lpu_emu.compiler.precision import TRANSPOSE_PARTS, Mode
@@ -836,8 +837,7 @@ class Lowering:
 
     def tparts(self, e, rows: int, cols: int) -> tuple[str, ...]:
         """e in parts for an exact transpose (one part, rounded, in the 16-bit modes)."""
-        n = TRANSPOSE_PARTS if self.mode.name == "fp32" else 1
-        return self.split(e, rows, cols, n, self.mode.exact)
+        return self.split(e, rows, cols, self.mode.transpose_parts, self.mode.exact)
 
     # ---- matmul ----
     def op_MatMul(self, n: Node) -> None:
@@ -1081,6 +1081,12 @@ class Lowering:
             self.steps.append(MmStep(st, (Term(ks, qs, "IWT", p, (hmask, h), k_tiles=(tile,)),),
                                      epi, mxm, f"{n.name} scores h{h}", out_row=h * sk, rows=sk))
         exact = self.mode.exact
+        if mxm == exact and attention.by_dimensions(self.target, sq, sk, d, heads, p,
+                                                    self.mode.transpose_parts, mxm):
+            pts = self.softmax_rows(st, sk, sq, heads, n.name, p, exact)
+            self.exprs[n.outputs[0]] = E.Leaf(attention.context(
+                self, n.name, n.outputs[0], vs, pts, sq, sk, d, heads))
+            return
         if mxm == exact:  # the probabilities in parts, transposed part by part (exactly)
             ps = []
             for i, part in enumerate(self.softmax_rows(st, sk, sq, heads, n.name, p, exact)):

@@ -35,6 +35,12 @@ class Mode:
         """Parts of a value summed against exact ones (LayerNorm's mean and variance)."""
         return TRANSPOSE_PARTS if self.name == "fp32" else SUM_PARTS
 
+    @property
+    def transpose_parts(self) -> int:
+        """Parts of an fp32 value transposed on the MXM: exact in fp32 mode, one rounded part in
+        the others (whatever it feeds rounds it to the MXM dtype anyway)."""
+        return TRANSPOSE_PARTS if self.name == "fp32" else 1
+
 
 MODES = {
     "fp32": Mode("fp32", "bf16", 2, "bf16"),

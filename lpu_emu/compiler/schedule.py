@@ -1,9 +1,18 @@
 """Scheduling: every kernel gets a start cycle.
 
-List scheduling in program order: a kernel starts when the kernels it depends on (it reads what
-they write, or writes what they read or write) have finished and every resource it holds is free.
-Kernels that share no resource and no data overlap in time, which is where the chip's
-parallelism comes from (four MXM planes, two hemispheres, sixteen ALUs).
+List scheduling in program order, resource by resource. A kernel uses each resource over a span
+of its own cycles: an instruction queue from its first issue there to the end of its last
+(occupancy included), a stream from the first value it places on it to the last one it places or
+reads. A kernel starts at the earliest cycle where each of its spans begins after the same
+resource's span in every kernel before it has ended. So the order of everything that touches
+one queue or one stream is the program's order, and a kernel overlaps the ones before it where
+they are done with what it needs: its weights load while the kernel before it drains, a VXM
+pass runs beside an MXM kernel that leaves its ALUs and streams alone.
+
+Data needs nothing more: a tensor lives in MEM slices, and every read or write of a slice is an
+instruction on that slice's queue. A Write's span on its queue lasts until the value lands
+(design.md section 10.2: visible to reads from the next cycle), so a read that follows it in
+program order sees it; a write that follows a read issues after it.
 """
 
 from __future__ import annotations
@@ -11,7 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lpu_emu.compiler.kernel import Kernel
+from lpu_emu.compiler.kernels import _placements
 from lpu_emu.compiler.target import Target
+from lpu_emu.core.plan import pair_partners
+from lpu_emu.spec.isa import PAIRED_WIDTH
+
+Span = tuple[int, int]  # first and last cycle a resource is in use, relative to the kernel
 
 
 @dataclass(frozen=True)
@@ -23,23 +37,61 @@ class Placed:
 
 def schedule(kernels: list[Kernel], target: Target, origin: int = 0) -> list[Placed]:
     """Start cycles for kernels, in order; a kernel never starts before `origin`."""
-    free: dict = {}
-    written: dict[str, int] = {}  # tensor -> when its last writer ends
-    read: dict[str, int] = {}  # tensor -> when its last reader ends
+    busy: dict = {}  # resource -> last cycle a kernel placed so far uses it
     out = []
     for k in kernels:
         k.normalise()
         length = k.length(target)
-        res = k.resources()
-        start = max([origin] + [free.get(r, 0) for r in res]
-                    + [written.get(t, 0) for t in k.reads | k.writes]
-                    + [read.get(t, 0) for t in k.writes])
-        end = start + length
-        for r in res:
-            free[r] = end
-        for t in k.writes:
-            written[t] = end
-        for t in k.reads:
-            read[t] = max(read.get(t, 0), end)
-        out.append(Placed(k, start, end))
+        used = spans(k, target)
+        start = max([origin] + [busy[r] + 1 - a for r, (a, _) in used.items() if r in busy])
+        for r, (_, b) in used.items():
+            busy[r] = max(busy.get(r, b + start), b + start)
+        out.append(Placed(k, start, start + length))
     return out
+
+
+def spans(kernel: Kernel, target: Target) -> dict:
+    """Resource -> its Span in the kernel: ("q", queue) and ("s", stream code)."""
+    out: dict = {}
+
+    def use(r, a: int, b: int) -> None:
+        lo, hi = out.get(r, (a, b))
+        out[r] = (min(lo, a), max(hi, b))
+
+    paired = int(target.chip.p("mxm_fp16_planes")) == PAIRED_WIDTH
+    partners = pair_partners(target.chip) if paired else {}
+    land = target.latency("Write")
+    for p in kernel.pipes:
+        tail = (p.count - 1) * p.period
+        for s in p.slots:
+            first = p.start + s.t
+            last = first + tail + target.occupancy(s.mnemonic, s.dtype) - 1
+            if s.mnemonic == "Write":
+                last = max(last, first + tail + land)
+            use(("q", s.queue), first, last)
+            if (s.mnemonic == "ACC" and s.queue in partners
+                    and target.width(s.dtype) == PAIRED_WIDTH):
+                use(("q", partners[s.queue]), first, last)
+            for code in _consumed(target, s):
+                use(("s", code), first, first + tail)
+        for code, (_, lo, hi) in _placements(target, p).items():
+            use(("s", code), p.start + lo, p.start + hi + tail)
+    return out
+
+
+def _consumed(target: Target, s) -> list[int]:
+    """The stream codes a slot reads (at its issue cycle)."""
+    ops = dict(s.operands)
+    codes = []
+    for o in target.ins(s.mnemonic).operands:
+        if o.kind != "stream" or o.role != "in":
+            continue
+        if o.width == "one":
+            w = 1
+        elif o.width == "load":
+            w = int(ops["rows"]) * target.width(s.dtype)
+        else:
+            w = target.width(s.dtype)
+        codes += range(ops[o.name], ops[o.name] + w)
+    return codes
+

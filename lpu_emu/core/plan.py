@@ -205,7 +205,7 @@ def _check_addresses(f: Fields, e: _Issues, viol: np.ndarray, chip: Chip, isa: I
     viol[0, bad], viol[1, bad], viol[2, bad] = ADDRESS, e.addr[bad], f.bank[e.base][bad]
 
 
-def _pair_partners(chip: Chip) -> dict[int, int]:
+def pair_partners(chip: Chip) -> dict[int, int]:
     """Even MXM plane queue -> the next plane's queue in its hemisphere (a float pair)."""
     planes = {(s.hemisphere, s.unit): s.index for s in chip.slices if s.kind == "MXM"}
     return {q: planes[(h, u + 1)] for (h, u), q in planes.items()
@@ -226,7 +226,7 @@ def _check_mxm_pairs(f: Fields, e: _Issues, viol: np.ndarray, queue: np.ndarray,
     if not floats.any():
         return
     occ = f.occ[e.base]
-    partners = _pair_partners(chip)
+    partners = pair_partners(chip)
 
     def flag(j: int, a: int, b: int) -> None:
         if viol[0, j] == 0:

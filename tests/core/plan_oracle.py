@@ -170,7 +170,7 @@ def _check_addresses(rows: list[np.ndarray], chip: Chip, isa: Isa) -> None:
             _flag(r, ADDRESS_VIOLATION, int(r[ADDR]), int(r[BANK]))
 
 
-def _pair_partners(chip: Chip) -> dict[int, int]:
+def pair_partners(chip: Chip) -> dict[int, int]:
     """Even MXM plane queue -> the next plane's queue in its hemisphere (a float pair)."""
     planes = {(s.hemisphere, s.unit): s.index for s in chip.slices if s.kind == "MXM"}
     return {q: planes[(h, u + 1)] for (h, u), q in planes.items()
@@ -186,7 +186,7 @@ def _check_mxm_pairs(rows: list[np.ndarray], by_queue: dict[int, list[int]], chi
         return
     acc_op = isa.lookup("ACC").opcode
     paired = {d.code for d in isa.dtypes.values() if d.width == PAIRED_WIDTH}
-    partners = _pair_partners(chip)
+    partners = pair_partners(chip)
     for q, idx in by_queue.items():
         if chip.slices[q].kind != "MXM":
             continue

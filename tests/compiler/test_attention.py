@@ -1,0 +1,82 @@
+"""Attention's context by queries or by head dimensions (compiler/attention.py): the estimates
+that choose, the steps each way lowers to, and both ways against numpy in every mode."""
+
+from __future__ import annotations
+
+import pytest
+from compiler_helpers import MODES, both_cores, check, compare
+from test_ops import attention_case
+
+from lpu_emu.compiler.attention import estimates
+from lpu_emu.compiler.lowering import lower
+from lpu_emu.compiler.precision import mode
+from lpu_emu.compiler.target import Target
+
+LP30 = Target.of("lp30")
+
+
+def test_estimates_of_the_bert_layer_at_seq_128():
+    """By hand, bf16 (an ACC holds the pair 2 cycles, an install 20): by queries a head costs
+    a transpose of P_h^T (128 rows loaded, one install, 128 ACCs: 404) and P_h through the
+    masked V (the same: 404), 12 x 808 = 9,696; by dimensions a head costs 128 rows, an
+    install and 32 ACCs (212), plus V^T (two column chunks of 128 rows and an install each,
+    384 ACCs: 1,064) and C^T back (384 rows, two installs, 2 x 128 ACCs: 936): 4,544."""
+    assert estimates(LP30, 128, 128, 384, 12, 1, 1, "bf16") == (9_696, 4_544)
+    # fp32: two parts (three products), the context transposed in three exact parts
+    assert estimates(LP30, 128, 128, 384, 12, 2, 3, "bf16") == (24_240, 12_568)
+
+
+def test_estimates_of_a_decode_step_keep_it_by_queries():
+    """One query: two ACCs a head by queries (174 each with its loads), against 32 by head
+    dimensions and the two transposes of the whole of V and C."""
+    assert estimates(LP30, 1, 65, 384, 12, 1, 1, "bf16") == (2_088, 3_154)
+
+
+def _notes(sq: int, sk: int, d: int, heads: int, dtype: str) -> list[str]:
+    g, _ = attention_case(sq, sk, d, heads)
+    return [s.note for s in lower(g, mode(dtype), LP30).steps]
+
+
+def test_a_long_sequence_lowers_by_head_dimensions():
+    notes = _notes(64, 64, 64, 2, "bf16")
+    assert notes.count("attention.node v transposed") == 1
+    assert [n for n in notes if n.startswith("attention.node context")] == [
+        "attention.node context h0", "attention.node context h1", "attention.node context"]
+    assert not any("probs" in n for n in notes)
+
+
+def test_a_short_sequence_lowers_by_queries():
+    notes = _notes(16, 16, 64, 2, "bf16")
+    assert [n for n in notes if "probs" in n] == ["attention.node probs h0",
+                                                  "attention.node probs h1"]
+    assert notes[-1] == "attention.node context" and "attention.node v transposed" not in notes
+
+
+def test_fp32_transposes_each_part_of_v():
+    notes = _notes(64, 64, 64, 2, "fp32")
+    assert notes.count("attention.node v transposed") == 2
+
+
+def test_fp8_keeps_the_context_by_queries():
+    """fp8 parts are not the transposes' dtype (bf16): no exact transpose of V's parts."""
+    assert "attention.node v transposed" not in _notes(64, 64, 64, 2, "fp8")
+
+
+@pytest.mark.parametrize("variant", ["full", "causal", "mask"])
+@pytest.mark.parametrize("dtype", MODES)
+def test_by_head_dimensions_matches_numpy(dtype, variant):
+    check(*attention_case(64, 64, 64, 2, variant == "causal", variant == "mask"), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_by_head_dimensions_over_several_tiles(dtype):
+    """330 keys: two K tiles of P^T a head; 330 queries: two output chunks of C^T."""
+    check(*attention_case(330, 330, 64, 2, causal=True), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_both_cores_agree_by_head_dimensions(dtype):
+    g, x = attention_case(24, 24, 48, 3, causal=True)
+    assert "attention.node v transposed" in _notes(24, 24, 48, 3, dtype)
+    _, got = both_cores(g, x, dtype)
+    compare(g, x, got, dtype)
