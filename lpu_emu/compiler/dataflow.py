@@ -158,11 +158,12 @@ class Alus:
     spans can overlap in the schedule."""
 
     def __init__(self, target: Target, queues: list[int] | None = None,
-                 from_top: bool = False) -> None:
+                 from_top: bool = False, avoid: set[int] | frozenset[int] = frozenset()) -> None:
         self.sxm = {w: [s.index for s in target.sxm("W" if w else "E")] for w in (True, False)}
         order = queues or [s.index for s in target.vxm_alus]
         if from_top:
             order = order[-3::-1] + order[-2:]
+        order = [q for q in order if q not in avoid]
         self.large = [q for q in order if q in target.large_alus]
         self.small = [q for q in order if q not in target.large_alus]
         self.taken: list[int] = []

@@ -134,19 +134,33 @@ class Segment:
 
 def elementwise(target: Target, note: str, segments: list[Segment],
                 locs: dict[str, Loc]) -> Kernel:
-    """Each segment's Expr, one vector a cycle, chunk after chunk, segment after segment."""
+    """Each segment's Expr, one vector a cycle, chunk after chunk, segment after segment.
+
+    A pass takes other streams than the pass before it where there are enough: it reads other
+    slices (the next chunk, the next head's tensor), and on the same streams it could place
+    nothing until the pass before had issued its last instruction (`after`); on its own it
+    follows that pass back to back."""
     pipes: list[Pipe] = []
     work = 0
+    prev: dict[bool, set[int]] = {True: set(), False: set()}
     for seg in segments:
         rows = seg.out.rows - seg.row0 if seg.rows is None else seg.rows
         for c in range(seg.out.nchunks) if seg.chunk is None else (seg.chunk,):
-            s = Streams(0, target.streams, from_top=True)
-            root = build(seg.ex, c, locs, {}, note, None, seg.row0)
-            slots = timed(target, [Write(root, seg.out, c, seg.row0, 1, note)], s,
-                          Alus(target, from_top=True))
+            for blocked in (prev, None):
+                s = Streams(0, target.streams, blocked={w: set(u) for w, u in prev.items()}
+                            if blocked else {True: set(), False: set()}, from_top=True)
+                root = build(seg.ex, c, locs, {}, note, None, seg.row0)
+                try:
+                    slots = timed(target, [Write(root, seg.out, c, seg.row0, 1, note)], s,
+                                  Alus(target, from_top=True))
+                    break
+                except CompileError:
+                    if blocked is None:
+                        raise
             pipe = Pipe(slots, rows, 0)
             pipe.start = after(target, pipes, pipe)
             pipes.append(pipe)
+            prev = s.used
             work += E.size(seg.ex)[0] * rows
     return Kernel(note, pipes, "vxm", {"alu": work})
 
@@ -375,43 +389,33 @@ class Reduction:
 
 def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
               locs: dict[str, Loc]) -> Kernel:
-    """Column reductions (max or sum over rows), one after another on one ALU, per chunk.
+    """Column reductions (max or sum over rows), one after another, per chunk.
 
-    One value a cycle enters a recurrence on the ALU: acc <- op(x_r, acc). The op's result comes
+    One value a cycle enters a recurrence on an ALU: acc <- op(x_r, acc). The op's result comes
     back after its latency L, so L interleaved chains share the ALU (row r joins chain r mod L),
     each started by the immediate form (x op identity); at the end a Mov lines the chains' last
-    values up and one more op combines them."""
+    values up and one more op combines them. A reduction takes other ALUs and streams than the
+    one before it where there are enough, so it starts while that one's result is combined and
+    written; one that shares them waits for it."""
     op, first, identity = CHAIN[how]
     lat = target.latency(op)
     if target.latency(first) != lat or lat != 2 * target.latency("Mov"):
         raise CompileError(f"colreduce needs {op} and {first} of one latency, twice Mov's")
     pipes: list[Pipe] = []
-    free = -(1 << 40)  # after the previous reduction's result is written
+    done: list[tuple[set[int], set[int], int]] = []  # ALUs, stream codes, result written
+    prev: tuple[set[int], dict[bool, set[int]]] = (set(), {True: set(), False: set()})
     alu_work = 0
     for part in parts:
         for c in range(part.out.nchunks):
-            west = part.out.chunks[c].slices[0].position < target.vxm_position
-            s = Streams(0, target.streams, from_top=True)
-            codes = tuple(stream_code(s.take(west, 4), west) for _ in range(3))
-            chain = []
-            for r0, count, mnem in ((0, min(lat, part.rows), first),
-                                    (lat, part.rows - lat, op)):
-                if count <= 0:
-                    continue
-                s_k = Streams(0, target.streams, {w: set(u) for w, u in s.used.items()},
-                              from_top=True)
-                root = build(part.ex, c, locs, {}, note, None, part.row0 + r0)
-                node = Op(mnem, "fp32", (root,) if mnem == first else (root, Fixed(codes[0])),
-                          imm=identity if mnem == first else None, note=note)
-                node.out_stream = codes[0]
-                sinks = [node]
-                if part.also is not None:
-                    sinks.append(Write(root, part.also, c, part.row0 + r0, 1, note))
-                slots = timed(target, sinks, s_k, Alus(target, from_top=True))
-                t_op = next(x.t for x in slots if x.mnemonic == mnem and x.queue == node.queue)
-                chain.append((r0, Pipe(slots, count), t_op, node.queue))
+            try:
+                chain, codes, alus, used = _chain(target, note, how, part, c, locs, *prev)
+            except CompileError:
+                chain, codes, alus, used = _chain(target, note, how, part, c, locs, set(),
+                                                  {True: set(), False: set()})
+            mine = {stream_code(i, w) for w, u in used.items() for i in u}
             # the chain op of row r issues at base + r: as early as the pipes before allow
-            base = free
+            base = max([-(1 << 40)] + [t for a, u, t in done if a & alus or u & mine]
+                       + [p.first() for p in pipes[:1]])
             for r0, pipe, t_op, _ in chain:
                 base = max(base, after(target, pipes, pipe) + t_op - r0)
             for r0, pipe, t_op, _ in chain:
@@ -420,9 +424,46 @@ def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
             tail = _combine(target, note, op, lat, codes, min(lat, part.rows),
                             base + part.rows, chain[-1][3], part.out, c, part.out_row)
             pipes.append(tail)
-            free = max(x.t for x in tail.slots) + 1
+            done.append((alus, mine, max(x.t for x in tail.slots) + 1))
+            prev = (alus, used)
             alu_work += (E.size(part.ex)[0] + 1) * part.rows
     return Kernel(note, pipes, "vxm", {"alu": alu_work})
+
+
+def _chain(target: Target, note: str, how: str, part: Reduction, c: int,
+           locs: dict[str, Loc], avoid_alus: set[int], avoid_streams: dict[bool, set[int]]):
+    """The recurrence pipes of one reduction of chunk c (rows 0..L-1 by the immediate form,
+    then the rest), on ALUs and streams outside the ones to avoid: (pipes as (first row, pipe,
+    the op's time, its ALU), the feedback codes, the ALUs used, the streams used)."""
+    op, first, identity = CHAIN[how]
+    lat = target.latency(op)
+    west = part.out.chunks[c].slices[0].position < target.vxm_position
+    s = Streams(0, target.streams, blocked={w: set(u) for w, u in avoid_streams.items()},
+                from_top=True)
+    codes = tuple(stream_code(s.take(west, 4), west) for _ in range(3))
+    chain = []
+    alus: set[int] = set()
+    used = {w: set(u) for w, u in s.used.items()}
+    for r0, count, mnem in ((0, min(lat, part.rows), first), (lat, part.rows - lat, op)):
+        if count <= 0:
+            continue
+        s_k = Streams(0, target.streams, {w: set(u) for w, u in s.used.items()},
+                      {w: set(u) for w, u in avoid_streams.items()}, from_top=True)
+        root = build(part.ex, c, locs, {}, note, None, part.row0 + r0)
+        node = Op(mnem, "fp32", (root,) if mnem == first else (root, Fixed(codes[0])),
+                  imm=identity if mnem == first else None, note=note)
+        node.out_stream = codes[0]
+        sinks = [node]
+        if part.also is not None:
+            sinks.append(Write(root, part.also, c, part.row0 + r0, 1, note))
+        units = Alus(target, from_top=True, avoid=avoid_alus)
+        slots = timed(target, sinks, s_k, units)
+        t_op = next(x.t for x in slots if x.mnemonic == mnem and x.queue == node.queue)
+        chain.append((r0, Pipe(slots, count), t_op, node.queue))
+        alus |= set(units.taken)
+        for w, u in s_k.used.items():
+            used[w] |= u
+    return chain, codes, alus, used
 
 
 def _combine(target: Target, note: str, op: str, lat: int, codes: tuple[int, int, int],
