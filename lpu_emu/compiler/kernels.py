@@ -218,7 +218,6 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     own streams, the top of the index range, and their own ALUs) and the activation feeds with
     the epilogue (the rest); loads and feeds each follow `after` among themselves, and overlap
     each other (the next weights load while the plane still computes with the installed ones)."""
-    chip = target.chip
     pipes: list[Pipe] = []
     loads: list[Pipe] = []
     feeds: list[Pipe] = []
@@ -236,6 +235,7 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     alus = [s.index for s in target.vxm_alus]
     load_alus, feed_alus = alus[-2:], alus[:-2]
     prevs: list[Pass | None] = [None] * sets
+    last_feed: list[dict[bool, set[int]] | None] = [None] * sets
     # each set's feeds keep to their own streams, so that one set's feed need not wait for
     # another's values to clear a stream (`after`)
     feeding: list[dict[bool, set[int]]] = [{True: set(), False: set()} for _ in range(sets)]
@@ -260,23 +260,21 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             prev = ps
             last = i == len(job.passes) - 1
             others = [u for j, u in enumerate(feeding) if j != k % sets]
-            s_main = Streams(0, target.streams, blocked={w: b.union(*(u[w] for u in others))
-                                                         for w, b in blocked.items()})
-            xv = ps.x_conv(Read(ps.x.loc, ps.x.chunk, ps.x.row, 1, note), note, ps.x.chunk)
-            west = {chip.slices[q].position < target.vxm_position for q in planes}
-            # planes on both sides: a Mov at the VXM sends the row each way
-            sides = {w: Op("Mov", mxm_dtype, (xv,), note=note) if len(west) > 1 else xv
-                     for w in west}
-            accs = [Op("ACC", mxm_dtype, (sides[chip.slices[q].position < target.vxm_position],),
-                       unit="mxm", queue=q, acc=0, acc_step=1, note=note) for q in planes]
-            sinks: list = accs
-            if last:
-                sinks = []
-                for c, a in zip(job.out_chunks, accs, strict=True):
-                    root = build(job.epilogue(c), c, locs, {}, note, {"@acc": a}, job.out_row)
-                    sinks.append(Write(root, job.out, c, job.out_row, 1, note))
-            pipe = Pipe(timed(target, sinks, s_main, Alus(target, feed_alus)), job.rows,
-                        period=period)
+            taken = {w: b.union(*(u[w] for u in others)) for w, b in blocked.items()}
+            # a pass reading other slices than the set's pass before it takes other streams
+            # where there are enough, and follows it back to back (as `elementwise`)
+            for extra in (last_feed[k % sets], None):
+                s_main = Streams(0, target.streams, blocked={
+                    w: b | (extra[w] if extra else set()) for w, b in taken.items()})
+                try:
+                    pipe = Pipe(timed(target, _feed(target, note, ps, job, planes, mxm_dtype,
+                                                    last, locs), s_main,
+                                      Alus(target, feed_alus)), job.rows, period=period)
+                    break
+                except CompileError:
+                    if extra is None:
+                        raise
+            last_feed[k % sets] = s_main.used
             acc_ts = [s.t for s in pipe.slots if s.mnemonic == "ACC"]
             pipe.start = _start(target, pipe, t - min(acc_ts), feeds, loads)
             feeds.append(pipe)
@@ -287,6 +285,26 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     macs = sum(j.rows * ps.k_rows * sum(j.out.chunk_cols(c) for c in j.out_chunks)
                for j in jobs for ps in j.passes)
     return Kernel(note, pipes + loads + feeds, "mxm", {"macs": macs})
+
+
+def _feed(target: Target, note: str, ps: Pass, job: Job, planes: list[int], mxm_dtype: str,
+          last: bool, locs: dict[str, Loc]) -> list:
+    """The sinks of one pass's feed: x's row through every plane's ACC, and for the job's last
+    pass each plane's result through the epilogue to its output chunk."""
+    chip = target.chip
+    xv = ps.x_conv(Read(ps.x.loc, ps.x.chunk, ps.x.row, 1, note), note, ps.x.chunk)
+    west = {chip.slices[q].position < target.vxm_position for q in planes}
+    # planes on both sides: a Mov at the VXM sends the row each way
+    sides = {w: Op("Mov", mxm_dtype, (xv,), note=note) if len(west) > 1 else xv for w in west}
+    accs = [Op("ACC", mxm_dtype, (sides[chip.slices[q].position < target.vxm_position],),
+               unit="mxm", queue=q, acc=0, acc_step=1, note=note) for q in planes]
+    if not last:
+        return accs
+    sinks = []
+    for c, a in zip(job.out_chunks, accs, strict=True):
+        root = build(job.epilogue(c), c, locs, {}, note, {"@acc": a}, job.out_row)
+        sinks.append(Write(root, job.out, c, job.out_row, 1, note))
+    return sinks
 
 
 def _load_groups(target: Target, planes: list[int], mxm_dtype: str, converted: bool,
