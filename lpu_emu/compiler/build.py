@@ -102,12 +102,29 @@ def _spread(target: Target, note: str, jobs: list[K.Job], mxm: str, planes: list
     one = K.mxm(target, note, jobs, mxm, planes[:width], locs)
     sets = min(len(planes) // width, len(jobs))
     if sets == 1:
-        return one
+        return _or_split(target, note, jobs, mxm, planes, width, locs, one)
     try:
         more = K.mxm(target, note, jobs, mxm, planes[:width * sets], locs, sets)
     except CompileError:
-        return one
-    return more if _length(target, more) < _length(target, one) else one
+        return _or_split(target, note, jobs, mxm, planes, width, locs, one)
+    best = more if _length(target, more) < _length(target, one) else one
+    return _or_split(target, note, jobs, mxm, planes, width, locs, best)
+
+
+def _or_split(target: Target, note: str, jobs: list[K.Job], mxm: str, planes: list[int],
+              width: int, locs: dict[str, Loc], best: Kernel) -> Kernel:
+    """`best`, or the jobs' passes split over two planes (`kernels.mxm_split`) where that is
+    shorter: one output chunk, an even number of passes, no transposed installs (IWT tiles of
+    one chunk: two planes loading at once would read one slice twice)."""
+    if (width != 1 or len(planes) < 2
+            or any(len(j.passes) % 2 or any(ps.install != "IW" for ps in j.passes)
+                   for j in jobs)):
+        return best
+    try:
+        split = K.mxm_split(target, note, jobs, mxm, planes[:2], locs)
+    except CompileError:
+        return best
+    return split if _length(target, split) < _length(target, best) else best
 
 
 def _length(target: Target, k: Kernel) -> int:

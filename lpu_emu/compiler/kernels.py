@@ -225,13 +225,7 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     cursors = [0] * sets
     lat_iw = max(target.latency("IW"), target.occupancy("IW"))
     period = target.acc_period(mxm_dtype)  # fp16/bf16 products hold the plane pair 2 cycles
-    converted = any(ps.w_conv is not None for j in jobs for ps in j.passes)
-    rows = max([1] + [len(src.loc.stripes) for j in jobs for ps in j.passes for src in ps.w])
-    groups = _load_groups(target, planes, mxm_dtype, converted, rows)
-    blocked = {w: set() for w in (True, False)}
-    for west, base, need in groups.values():
-        for side in (west, not west) if converted else (west,):  # a mask passes the VXM
-            blocked[side].update(range(base, base + need))
+    groups, blocked = _groups_blocked(target, jobs, planes, mxm_dtype)
     alus = [s.index for s in target.vxm_alus]
     load_alus, feed_alus = alus[-2:], alus[:-2]
     prevs: list[Pass | None] = [None] * sets
@@ -285,6 +279,133 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     macs = sum(j.rows * ps.k_rows * sum(j.out.chunk_cols(c) for c in j.out_chunks)
                for j in jobs for ps in j.passes)
     return Kernel(note, pipes + loads + feeds, "mxm", {"macs": macs})
+
+
+def _groups_blocked(target: Target, jobs: list[Job], planes: list[int], mxm_dtype: str):
+    """Each plane's load group (`_load_groups`) and the streams the groups take from the feeds,
+    by direction."""
+    converted = any(ps.w_conv is not None for j in jobs for ps in j.passes)
+    rows = max([1] + [len(src.loc.stripes) for j in jobs for ps in j.passes for src in ps.w])
+    groups = _load_groups(target, planes, mxm_dtype, converted, rows)
+    blocked: dict[bool, set[int]] = {w: set() for w in (True, False)}
+    for west, base, need in groups.values():
+        for side in (west, not west) if converted else (west,):  # a mask passes the VXM
+            blocked[side].update(range(base, base + need))
+    return groups, blocked
+
+
+def mxm_split(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list[int],
+              locs: dict[str, Loc]) -> Kernel:
+    """Jobs of one output chunk and an even number of passes, their passes split over two
+    planes: the planes take the passes in pairs, each fed its own activation in one pipe and
+    accumulating its own half, and the job's last pair adds the two halves on their way into
+    the epilogue. Where the passes read different tensors (a value's bf16 parts, the chunks of
+    its K), the two feeds run at once, and the job takes half the ACC cycles. Float products
+    only (int32 sums would need an integer add); the sum of two fp32 halves rounds differently
+    from one running sum, within the mode's accuracy."""
+    if len(planes) != 2 or target.width(mxm_dtype) == 0 or mxm_dtype == "int8":
+        raise CompileError("a split needs two planes and a float MXM dtype")
+    if any(len(j.passes) % 2 or len(j.out_chunks) != 1 for j in jobs):
+        raise CompileError("a split needs jobs of one output chunk and an even number of passes")
+    pipes: list[Pipe] = []
+    loads: list[Pipe] = []
+    feeds: list[Pipe] = []
+    lat_iw = max(target.latency("IW"), target.occupancy("IW"))
+    period = target.acc_period(mxm_dtype)
+    groups, blocked = _groups_blocked(target, jobs, planes, mxm_dtype)
+    alus = [s.index for s in target.vxm_alus]
+    load_alus, feed_alus = alus[-2:], alus[:-2]
+    ready = {q: 0 for q in planes}  # when each plane's queue takes its next instruction
+    prev: dict[int, Pass | None] = {q: None for q in planes}
+    last_feed: dict[bool, set[int]] | None = None
+    for job in jobs:
+        t = max(ready.values())
+        for q in planes:
+            pipes.append(Pipe([Slot(q, "ABC", None, (("acc", 0),), 0, "acc", 1, note)],
+                              job.rows, t))
+            ready[q] = t + job.rows
+        # the passes by weights, the first half on one plane and the second on the other: a
+        # plane keeps its install across the pairs and the jobs where the halves' weights do
+        # (a sum's two K tiles: each plane one tile, loaded once)
+        order = sorted(job.passes, key=_weights_key)
+        half = len(order) // 2
+        for r in range(half):
+            pair = dict(zip(planes, (order[r], order[r + half]), strict=True))
+            for q, ps in pair.items():
+                if prev[q] is not None and _same_weights(ps, prev[q]):
+                    continue
+                one = Pass((ps.w[0],), ps.k_rows, ps.x, ps.x_conv, ps.w_conv, ps.install)
+                for pipe in _load(target, note, one, [q], mxm_dtype, groups, load_alus):
+                    lw_ts = [s.t for s in pipe.slots if s.mnemonic == "LW"]
+                    pipe.start = _start(target, pipe, ready[q] - min(lw_ts), loads, feeds)
+                    loads.append(pipe)
+                    ready[q] = pipe.start + max(lw_ts) + pipe.count
+                pipes.append(Pipe([Slot(q, ps.install, None, (), 0, note=note)], 1, ready[q]))
+                ready[q] += lat_iw
+                prev[q] = ps
+            last = r == half - 1
+            for extra in (last_feed, None):
+                s_main = Streams(0, target.streams, blocked={
+                    w: b | (extra[w] if extra else set()) for w, b in blocked.items()})
+                try:
+                    pipe = Pipe(timed(target, _split_feed(target, note, pair, job, mxm_dtype,
+                                                          last, locs),
+                                      s_main, Alus(target, feed_alus)), job.rows, period=period)
+                    break
+                except CompileError:
+                    if extra is None:
+                        raise
+            _check_period(target, pipe)
+            last_feed = s_main.used
+            acc_t = {s.queue: s.t for s in pipe.slots if s.mnemonic == "ACC"}
+            pipe.start = _start(target, pipe, max(ready[q] - acc_t[q] for q in planes),
+                                feeds, loads)
+            feeds.append(pipe)
+            for q in planes:
+                ready[q] = pipe.start + acc_t[q] + job.rows * period
+    macs = sum(j.rows * ps.k_rows * j.out.chunk_cols(j.out_chunks[0])
+               for j in jobs for ps in j.passes)
+    return Kernel(note, pipes + loads + feeds, "mxm", {"macs": macs})
+
+
+def _check_period(target: Target, pipe: Pipe) -> None:
+    """A pipe whose iterations would issue twice on one queue in one cycle (two reads of one
+    slice, `period` cycles apart in the template) cannot be: a CompileError, for the caller to
+    take another kernel."""
+    busy: dict[int, set[int]] = {}
+    for s in pipe.slots:
+        taken = busy.setdefault(s.queue, set())
+        cycles = {(s.t + k) % pipe.period for k in range(target.occupancy(s.mnemonic, s.dtype))}
+        if taken & cycles or len(cycles) == pipe.period and taken:
+            raise CompileError(f"two issues on queue {s.queue} a pipe period apart")
+        taken |= cycles
+
+
+def _weights_key(ps: Pass) -> tuple:
+    return tuple((w.loc.name, w.chunk, w.row) for w in ps.w) + (ps.k_rows, ps.install)
+
+
+def _split_feed(target: Target, note: str, pair: dict[int, Pass], job: Job, mxm_dtype: str,
+                last: bool, locs: dict[str, Loc]) -> list:
+    """The sinks of one pair of passes: each plane's activation row through its ACC, and for
+    the job's last pair the two accumulators' sum through the epilogue."""
+    chip = target.chip
+    (qa, a), (qb, b) = pair.items()
+    if (a.x, a.x_conv) == (b.x, b.x_conv):  # one row for both: read once, a Mov each way
+        xv = a.x_conv(Read(a.x.loc, a.x.chunk, a.x.row, 1, note), note, a.x.chunk)
+        both_sides = len({chip.slices[q].position < target.vxm_position for q in pair}) > 1
+        xs = [Op("Mov", mxm_dtype, (xv,), note=note) if both_sides else xv for _ in pair]
+    else:
+        xs = [ps.x_conv(Read(ps.x.loc, ps.x.chunk, ps.x.row, 1, note), note, ps.x.chunk)
+              for ps in (a, b)]
+    accs = [Op("ACC", mxm_dtype, (x,), unit="mxm", queue=q, acc=0, acc_step=1, note=note)
+            for q, x in zip((qa, qb), xs, strict=True)]
+    if not last:
+        return accs
+    c = job.out_chunks[0]
+    total = Op("Add", "fp32", tuple(accs), note=note)
+    root = build(job.epilogue(c), c, locs, {}, note, {"@acc": total}, job.out_row)
+    return [Write(root, job.out, c, job.out_row, 1, note)]
 
 
 def _feed(target: Target, note: str, ps: Pass, job: Job, planes: list[int], mxm_dtype: str,

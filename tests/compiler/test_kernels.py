@@ -3,13 +3,21 @@ back on other streams; a run of reductions overlaps each result's combine with t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 from compiler_helpers import check, random_inputs, single
 from test_ops import attention_case
 
 from lpu_emu.compiler.builder import GraphBuilder
-from lpu_emu.compiler.kernels import _placements
+from lpu_emu.compiler.dataflow import CompileError, Slot
+from lpu_emu.compiler.kernel import Pipe
+from lpu_emu.compiler.kernels import _check_period, _placements
 from lpu_emu.compiler.pipeline import compile_graph
+from lpu_emu.compiler.target import Target
+
+LP30 = Target.of("lp30")
 
 
 def _kernel(graph, note: str, dtype: str = "fp32"):
@@ -64,3 +72,56 @@ def test_the_passes_of_a_matmul_follow_back_to_back():
                     for p in k.pipes if any(s.mnemonic == "ACC" for s in p.slots))
     assert [t - firsts[0] for t in firsts] == [0, 128, 128 + 128 + 2 + 20]
     check(graph, random_inputs(graph, 5), "fp32")
+
+
+def _matmul(rows: int, k: int, cols: int, seed: int = 7):
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder("mm")
+    x = b.input("x", (rows, k))
+    w = b.constant("w", rng.standard_normal((k, cols)).astype(np.float32))
+    b.output(b.matmul(x, w), "y")
+    return b.build()
+
+
+def _acc_planes(pipe) -> set[int]:
+    return {s.queue for s in pipe.slots if s.mnemonic == "ACC"}
+
+
+def test_a_narrow_matmul_splits_its_k_tiles_over_two_planes():
+    """x (128 x 640) @ W (640 x 16), bf16: one output chunk, two K tiles, two row blocks. Split,
+    MXM_W0 takes one tile and MXM_E0 the other, each installed once for both blocks; a pipe a
+    block feeds both chunks of x at once, and its epilogue adds the two accumulators (802
+    cycles against 863 on one plane at a time: the test of `_or_split` keeping the shorter)."""
+    graph = _matmul(128, 640, 16)
+    compiled, k = _kernel(graph, "matmul", "bf16")
+    names = {s.index: s.name for s in compiled.target.chip.slices}
+    feeds = [p for p in k.pipes if len(_acc_planes(p)) == 2]
+    assert len(feeds) == 2
+    assert {names[q] for p in feeds for q in _acc_planes(p)} == {"MXM_W0", "MXM_E0"}
+    assert all(any(s.mnemonic == "Add" for s in p.slots) for p in feeds)
+    assert sum(s.mnemonic == "IW" for p in k.pipes for s in p.slots) == 2
+    assert k.length(compiled.target) == 802
+    check(graph, random_inputs(graph, 7), "bf16")
+
+
+def test_a_split_reads_a_row_both_planes_take_once():
+    """fp32 mode, x (128 x 384) @ W (384 x 16): six passes a block (three part products a K
+    tile), by weights half on each plane, so one pair a block takes x's first part of the
+    second K tile on both planes: one Read (two byte planes), a Mov each way. Two reads of one
+    slice would collide every other cycle: a queue-busy the core caught in BERT seq 16."""
+    graph = _matmul(128, 384, 16)
+    _, k = _kernel(graph, "matmul", "fp32")
+    feeds = [p for p in k.pipes if len(_acc_planes(p)) == 2]
+    assert len(feeds) == 6
+    shared = [p for p in feeds if sum(s.mnemonic == "Read" for s in p.slots) == 2]
+    assert len(shared) == 2
+    assert all(sum(s.mnemonic == "Mov" for s in p.slots) >= 2 for p in shared)
+    check(graph, random_inputs(graph, 7), "fp32")
+
+
+def test_a_pipe_that_would_issue_twice_on_a_queue_is_refused():
+    read = Slot(5, "Read", "bf16", (("src", (0, 0)), ("dst", 64)), 0, "mem", 1)
+    later = Slot(5, "Read", "bf16", (("src", (0, 1)), ("dst", 66)), 2, "mem", 1)
+    with pytest.raises(CompileError, match="two issues on queue 5 a pipe period apart"):
+        _check_period(LP30, Pipe([read, later], 4, period=2))
+    _check_period(LP30, Pipe([read, replace(later, t=1)], 4, period=2))
