@@ -213,7 +213,7 @@ class Lowering:
             return e
         rows, cols = self.dims(value)
         if isinstance(e, _Pending):
-            self.steps.append(e.step)
+            self.emit_mm(e.step)
             leaf = E.Leaf(e.step.out)
         else:
             out = self.tensor(self.fresh(value), rows, cols)
@@ -466,8 +466,37 @@ class Lowering:
         return ops <= MAX_ALUS and large <= MAX_LARGE and reads <= self.target.streams // 2
 
     def leaf_of(self, p: _Pending) -> E.Leaf:
-        self.steps.append(p.step)
+        self.emit_mm(p.step)
         return E.Leaf(p.step.out)
+
+    def emit_mm(self, step: MmStep) -> None:
+        """Append a matmul whose epilogue is final. On an output of several chunks, tensors
+        added to the accumulator (a bias row and a residual) are summed first by a VXM pass of
+        their own, the epilogue adding that one sum: the epilogue's streams are what a wide
+        kernel runs short of (every plane's result with its reads and sums at once; with
+        both, BERT's FFN down-projection fell back to one plane at a time), and the pass
+        depends only on those tensors, so it is placed right after they are written and runs
+        beside the work before the matmul."""
+        terms = _add_terms(step.epilogue)
+        acc = [t for t in terms if any(lf.name == "@acc" for lf in E.leaves(t))]
+        rest = [t for t in terms if t not in acc]
+        out = self.tensors[step.out]
+        if (len(acc) != 1 or sum(len(E.leaves(t)) for t in rest) < 2 or step.out_row
+                or step.rows is not None or out.cols <= self.target.lanes):
+            self.steps.append(step)
+            return
+        total = rest[0]
+        for t in rest[1:]:
+            total = E.add(total, t)
+        tmp = self.tensor(self.fresh(f"{step.out}.addend"), out.rows, out.cols)
+        n = len(self.steps)
+        add = MapStep(tmp, self.staged(total, out.rows, out.cols), f"{step.note} addend")
+        # as early as its tensors are written, so that the schedule can run it beside them
+        names = {lf.name for lf in E.leaves(total)}
+        names |= {self.tensors[x].view[0] for x in names if self.tensors[x].view}
+        at = max([i + 1 for i, st in enumerate(self.steps[:n]) if st.out in names], default=0)
+        self.steps.insert(at, add)
+        self.steps.append(replace(step, epilogue=E.add(acc[0], E.Leaf(tmp))))
 
     def op_Add(self, n: Node) -> None:
         self._set(n, E.add)
@@ -1133,6 +1162,13 @@ class Lowering:
         self.steps.append(self._transpose(out, self.tparts(self.floor(src), sq, sk),
                                           self.mode.exact, f"{value} transposed"))
         return out
+
+
+def _add_terms(e) -> list:
+    """The terms of e as a sum (Add nodes flattened)."""
+    if isinstance(e, E.Ex) and e.mnemonic == "Add":
+        return [t for a in e.args for t in _add_terms(a)]
+    return [e]
 
 
 def _broadcasts(src: tuple[int, ...], dst: tuple[int, ...]) -> bool:

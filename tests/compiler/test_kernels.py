@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from compiler_helpers import check, random_inputs, single
+from compiler_helpers import both_cores, check, compare, random_inputs, single
 from test_ops import attention_case
 
 from lpu_emu.compiler.builder import GraphBuilder
@@ -125,3 +125,18 @@ def test_a_pipe_that_would_issue_twice_on_a_queue_is_refused():
     with pytest.raises(CompileError, match="two issues on queue 5 a pipe period apart"):
         _check_period(LP30, Pipe([read, later], 4, period=2))
     _check_period(LP30, Pipe([read, replace(later, t=1)], 4, period=2))
+
+
+def test_a_wide_matmul_with_bias_and_residual_matches_numpy_on_both_cores():
+    """The epilogue adds one precomputed sum (Lowering.emit_mm); both cores, bit for bit."""
+    rng = np.random.default_rng(9)
+    b = GraphBuilder("residual")
+    m = b.matmul(b.input("x", (8, 16)),
+                 b.constant("w", rng.standard_normal((16, 640)).astype(np.float32)),
+                 bias=b.constant("b", rng.standard_normal(640).astype(np.float32)))
+    b.output(b.add(m, b.input("r", (8, 640))), "y")
+    graph = b.build()
+    inputs = random_inputs(graph, 9)
+    for dtype in ("fp32", "bf16"):
+        _, got = both_cores(graph, inputs, dtype)
+        compare(graph, inputs, got, dtype)

@@ -122,6 +122,31 @@ def test_a_matmul_takes_its_small_consumer_into_its_epilogue():
     """)
 
 
+def _residual(cols: int):
+    def build(b):
+        m = b.matmul(b.input("x", (8, 16)), b.constant("w", ones(16, cols)),
+                     bias=b.constant("b", ones(cols)))
+        b.output(b.add(m, b.input("r", (8, cols))), "y")
+    return build
+
+
+def test_a_wide_matmul_adds_its_bias_and_residual_summed_first():
+    """Two output chunks: bias + residual is one VXM pass, first in the program (its tensors
+    are written by no step), and the epilogue adds the one sum."""
+    assert lowered(_residual(640)) == expect("""
+        map matmul_1_addend_5 = Add(b_2[row 0], r)
+        map x_bf160_4 = Cvt.fp32.bf16(x)
+        mm.bf16 matmul_1 = Add(@acc, matmul_1_addend_5) with @acc = x_bf160_4 @ w_3
+    """)
+
+
+def test_a_one_chunk_matmul_keeps_bias_and_residual_in_its_epilogue():
+    assert lowered(_residual(320)) == expect("""
+        map x_bf160_4 = Cvt.fp32.bf16(x)
+        mm.bf16 matmul_1 = Add(Add(@acc, b_2[row 0]), r) with @acc = x_bf160_4 @ w_3
+    """)
+
+
 def test_a_consumer_too_big_for_the_epilogue_reads_the_materialised_matmul():
     """GELU is five ALU ops (more than the epilogue's three): the matmul writes SRAM, and the
     GELU's two reads of it at different depths become two maps (nothing waits)."""
