@@ -274,7 +274,7 @@ def _state(plan: Plan, machine: Machine, lenient: bool, trace: bool, sz: Sizes,
     a["ln"] = np.zeros((sz.nl, 6), np.int64)
     a["ln"][:, F.LN_ARR], a["ln"][:, F.LN_NEXT] = F.NEVER, -1
     a["lnd"] = np.zeros((sz.nl, 4, lanes), np.uint8)
-    a["wmeta"] = np.full((planes, 4), -1, np.int64)
+    a["wmeta"] = np.full((planes, F.WM_ROWS + rows), -1, np.int64)
     a["wmeta"][:, F.WM_WVER] = 2 * np.arange(planes) + 1
     a["wmeta"][:, F.WM_PVER] = 2 * np.arange(planes) + 2
     a["wdec"] = np.zeros((planes, rows, lanes), np.float32)

@@ -99,6 +99,8 @@ BM_ACC, BM_SLOT, BM_TREF = 0, 1, 5  # bmeta: accumulator, the 4 output slots, fi
 PW_COMMIT, PW_ISSUE, PW_UNIT, PW_BANK, PW_ADDR, PW_SCAT, PW_DREF, PW_IREF = range(8)  # pw
 LN_ARR, LN_EDGE, LN_LINK, LN_ISSUE, LN_W, LN_NEXT = range(6)  # ln
 WM_WVER, WM_PVER, WM_CVER, WM_CDT = range(4)  # wmeta: versions of weights, pending, the cache
+WM_ROWS = 4  # wmeta[plane, WM_ROWS + k]: the cached weights' row k, a ROW_* class (floats)
+ROW_ZERO, ROW_FINITE, ROW_OTHER = 0, 1, 2  # all +-0; finite; holds an inf or a NaN
 # ---- status codes ----
 ST_DONE, ST_STOPPED, ST_GROW_VIOL, ST_GROW_TRACE, ST_FLUSH = 0, 1, 2, 3, 4
 ST_FULL_STREAMS, ST_FULL_DIAG, ST_FULL_WRITES, ST_FULL_LINKS, ST_BAD_OP = 10, 11, 12, 13, 14
@@ -331,8 +333,39 @@ def weights_for(weights, weights_at, pending, pending_at, wmeta, wdec, plane, cy
                     if WIDTH[dtype] == 2:
                         b |= b1 << 8
                     wdec[plane, r, lane] = np.uint32(decode_f32_bits(b, dtype)).view(np.float32)
+        if dtype != INT8:
+            for r in range(wdec.shape[1]):
+                wmeta[plane, WM_ROWS + r] = row_class(wdec[plane, r])
         wmeta[plane, WM_CVER], wmeta[plane, WM_CDT] = ver, dtype
     return ver != 0
+
+
+@njit
+def row_class(row):
+    """ROW_ZERO if every value is +-0, ROW_FINITE if every value is finite, else ROW_OTHER."""
+    cls = ROW_ZERO
+    for v in row:
+        if v - v != 0:  # inf or NaN
+            return ROW_OTHER
+        if v != 0:
+            cls = ROW_FINITE
+    return cls
+
+
+@njit
+def skip_row(cls, u0, u1, u2, u3, u4, u5, u6, u7):
+    """Whether step k of a float ACC group changes no accumulator, so that leaving it out is
+    exact: every product x*w is +-0 (zero weights and finite x, or zero x and finite weights),
+    and s + (+-0) == s for every s an accumulator can hold (it starts at +0 and a sum of fp32
+    values rounded to nearest is -0 only if both are -0, so it is never -0; NaN and inf are
+    kept)."""
+    if cls == ROW_OTHER:
+        return False
+    if cls == ROW_ZERO:
+        return (u0 - u0 == 0 and u1 - u1 == 0 and u2 - u2 == 0 and u3 - u3 == 0
+                and u4 - u4 == 0 and u5 - u5 == 0 and u6 - u6 == 0 and u7 - u7 == 0)
+    return (u0 == 0 and u1 == 0 and u2 == 0 and u3 == 0 and u4 == 0 and u5 == 0 and u6 == 0
+            and u7 == 0)
 
 
 @njit
@@ -634,7 +667,7 @@ def float_start(yb, bmeta, acc, plane, i, cols):
 def _float_group_kernel():
     """A fresh copy of the float batch's inner kernel (compiled twice below, with and without
     FMA contraction)."""
-    def float_group(xb, w, yb, i, ng, rows, cols):
+    def float_group(xb, w, rc, yb, i, ng, rows, cols):
         """yb[i..i+ng) (ng = 1, 4 or 8 ACCs, already holding their start values) += x . W,
         k ascending, s + x*w per step; the ng ACCs share each weight row load. Column blocks of
         FLOAT_BLOCK keep the ACCs' rows and the weight block near the core; 1-D views so that
@@ -649,9 +682,11 @@ def _float_group_kernel():
                 x0, x1, x2, x3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
                 x4, x5, x6, x7 = xb[i + 4], xb[i + 5], xb[i + 6], xb[i + 7]
                 for k in range(rows):
-                    wk = w[k, j0:j1]
                     u0, u1, u2, u3 = x0[k], x1[k], x2[k], x3[k]
                     u4, u5, u6, u7 = x4[k], x5[k], x6[k], x7[k]
+                    if skip_row(rc[k], u0, u1, u2, u3, u4, u5, u6, u7):
+                        continue
+                    wk = w[k, j0:j1]
                     for j in range(n):
                         wj = wk[j]
                         s0[j] = s0[j] + u0 * wj
@@ -666,8 +701,10 @@ def _float_group_kernel():
                 s0, s1, s2, s3 = yb[i, j0:j1], yb[i + 1, j0:j1], yb[i + 2, j0:j1], yb[i + 3, j0:j1]
                 x0, x1, x2, x3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
                 for k in range(rows):
-                    wk = w[k, j0:j1]
                     u0, u1, u2, u3 = x0[k], x1[k], x2[k], x3[k]
+                    if skip_row(rc[k], u0, u1, u2, u3, u0, u1, u2, u3):
+                        continue
+                    wk = w[k, j0:j1]
                     for j in range(n):
                         wj = wk[j]
                         s0[j] = s0[j] + u0 * wj
@@ -677,8 +714,10 @@ def _float_group_kernel():
             else:
                 s0, x0 = yb[i, j0:j1], xb[i]
                 for k in range(rows):
-                    wk = w[k, j0:j1]
                     u0 = x0[k]
+                    if skip_row(rc[k], u0, u0, u0, u0, u0, u0, u0, u0):
+                        continue
+                    wk = w[k, j0:j1]
                     for j in range(n):
                         s0[j] = s0[j] + u0 * wk[j]
     return float_group
@@ -724,12 +763,13 @@ def distinct_accs(bmeta, i, n, nb):
 
 
 @njit
-def batch_compute_float(xb, yb, wdec, bmeta, acc, regs, rows, cols):
+def batch_compute_float(xb, yb, wdec, wmeta, bmeta, acc, regs, rows, cols):
     """yb[i] = the accumulator after float ACC i of the batch (acc_compute's float path, ACC by
     ACC in issue order): 8 or 4 consecutive ACCs on as many different accumulators run
     together (none starts from another's result)."""
     plane, nb = regs[R_BPLANE], regs[R_BN]
     w = wdec[plane]
+    rc = wmeta[plane, WM_ROWS:WM_ROWS + rows]
     i = 0
     while i < nb:
         ng = 8 if distinct_accs(bmeta, i, 8, nb) else (4 if distinct_accs(bmeta, i, 4, nb) else 1)
@@ -738,9 +778,9 @@ def batch_compute_float(xb, yb, wdec, bmeta, acc, regs, rows, cols):
             for j in range(cols):
                 yb[i + g, j] = start[j]
         if regs[R_BDT] == BF16:
-            float_group(xb, w, yb, i, ng, rows, cols)
+            float_group(xb, w, rc, yb, i, ng, rows, cols)
         else:
-            float_group_fma(xb, w, yb, i, ng, rows, cols)
+            float_group_fma(xb, w, rc, yb, i, ng, rows, cols)
         for g in range(ng):
             nans = 0
             for j in range(cols):
@@ -781,24 +821,26 @@ def batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes):
 
 
 @njit
-def batch_finish(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols, lanes):
+def batch_finish(xb, yb, wdec, wmeta, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols,
+                 lanes):
     """Compute and apply the pending batch in the loop."""
     if regs[R_BDT] == INT8:
         batch_compute(xb, yb, wdec, regs, rows, cols)
     else:
-        batch_compute_float(xb, yb, wdec, bmeta, acc, regs, rows, cols)
+        batch_compute_float(xb, yb, wdec, wmeta, bmeta, acc, regs, rows, cols)
     batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
 
 
 @njit
-def batch_flush(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols, lanes,
-                bmin):
+def batch_flush(xb, yb, wdec, wmeta, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols,
+                lanes, bmin):
     """Empty the pending batch: in the loop when it is small or float, else True: the caller
     returns ST_FLUSH so that fast.py computes Y with BLAS and resumes the loop."""
     if regs[R_BN] >= bmin and regs[R_BDT] == INT8:
         regs[R_NBLAS] += 1
         return True
-    batch_finish(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols, lanes)
+    batch_finish(xb, yb, wdec, wmeta, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols,
+                 lanes)
     return False
 
 
@@ -844,8 +886,8 @@ def run_issues(issues, opmap, params, regs, found, viol,
             op = opmap[issues[k, OP] & 255]
             conflict = op < 0 or batch_conflict(issues, k, op, params, regs, dtab, slots,
                                                 weights_at, pending_at, wmeta)
-            if conflict and batch_flush(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace,
-                                        rows, cols, lanes, bmin):
+            if conflict and batch_flush(xb, yb, wdec, wmeta, bmeta, regs, acc, slots, vheap, evh,
+                                        trace, rows, cols, lanes, bmin):
                 regs[R_K] = k
                 return ST_FLUSH
         # ---- room for this issue's records (the buffers grow between calls) ----
@@ -877,7 +919,7 @@ def run_issues(issues, opmap, params, regs, found, viol,
                 ev_add(ev, regs, c, I64(EV_VIOL), k, v, viol[i, 3], viol[i, 4], viol[i, 5], I64(-1))
             if not lenient:
                 if regs[R_BN] > 0:
-                    batch_finish(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace,
+                    batch_finish(xb, yb, wdec, wmeta, bmeta, regs, acc, slots, vheap, evh, trace,
                                  rows, cols, lanes)
                 regs[R_K] = k
                 return ST_STOPPED
@@ -1002,8 +1044,8 @@ def run_issues(issues, opmap, params, regs, found, viol,
                            found[kd, 3], I64(-1))
                 if not lenient:
                     if regs[R_BN] > 0:
-                        batch_finish(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace,
-                                     rows, cols, lanes)
+                        batch_finish(xb, yb, wdec, wmeta, bmeta, regs, acc, slots, vheap, evh,
+                                     trace, rows, cols, lanes)
                     regs[R_K] = k
                     return ST_STOPPED
         # ---- 6. apply: place the outputs (reference Streams.place), then the op's effects ----
@@ -1122,8 +1164,8 @@ def run_issues(issues, opmap, params, regs, found, viol,
             regs[R_K] = k
             return status
         k += 1
-    if regs[R_BN] > 0 and batch_flush(xb, yb, wdec, bmeta, regs, acc, slots, vheap, evh, trace,
-                                      rows, cols, lanes, bmin):
+    if regs[R_BN] > 0 and batch_flush(xb, yb, wdec, wmeta, bmeta, regs, acc, slots, vheap, evh,
+                                      trace, rows, cols, lanes, bmin):
         regs[R_K] = n
         return ST_FLUSH
     if trace:

@@ -273,3 +273,30 @@ def test_batched_float_acc_values_are_k_ascending_fp32():
         for k in range(320):
             acc = (acc + np.float32(xs[j, k]) * wf[k]).astype(np.float32)
     assert r.tensor("z")[1].view(np.uint32).tolist() == acc.view(np.uint32).tolist()
+
+
+@pytest.mark.parametrize("dtype", sorted(FLOAT_BITS))
+def test_batched_float_accs_skip_only_steps_that_change_nothing(dtype, monkeypatch):
+    """The float kernel leaves out step k where every product is +-0 (fast_loop.skip_row): W's
+    row k all zero (+0 or -0) and x finite, or x zero and the row finite. Against the reference
+    (every step), bit for bit: rows of +0 and of -0, x zero in 20 lanes, an infinity (NaN in
+    fp8, which has none) in W's otherwise zero row 150 where every x is 0 (0 * inf: NaN in
+    lane 7 of every ACC), and in x at a zero row of W for ACC 45 (NaN in every lane of the
+    accumulator after it)."""
+    monkeypatch.setattr(fast, "BATCH", 64)
+    big = np.float32(np.nan if dtype == "fp8e4m3" else np.inf)
+    rng = np.random.default_rng(21)
+    w = rng.integers(-8, 8, size=(320, 320)).astype(np.float32) / 4
+    xs = rng.integers(1, 8, size=(N, 320)).astype(np.float32) / 8
+    w[:100], w[100:150], w[150] = 0.0, -0.0, 0.0
+    w[150, 7] = big
+    xs[:, 200:220], xs[:, 150] = 0.0, 0.0
+    xs[45, 10] = big
+    accs = [j % 5 if j < 40 else 2 for j in range(N)]
+    program = float_batch_program(dtype, xs, w, accs)
+    ref, r = run_ref(program), run(program, engine="fast")
+    assert ref.violations == [] and r.violations == []
+    assert (r.sram == ref.sram).all()
+    z = r.tensor("z")  # accumulator 2 after ACC EARLY (12), and after N - 1 (from 40 on)
+    assert np.isnan(z[0, 7]) and not np.isnan(np.delete(z[0], 7)).any()
+    assert np.isnan(z[1]).all()
