@@ -58,6 +58,20 @@ def build(e, c: int, locs: dict[str, Loc], memo: dict, note: str, extra: dict | 
 Placed = tuple[set[tuple[int, int]], int, int]  # (queue, position)s, first and last landing
 
 
+def operand_width(target: Target, o, dtype: str | None, ops: dict) -> int:
+    """Streams a stream operand of an instruction takes (its ISA width kind; `ops` the slot's
+    operand values)."""
+    if o.width == "one":
+        return 1
+    if o.width == "acc":
+        return 4
+    if o.width == "dtype2":
+        return next(d.width for d in target.isa.dtypes.values() if d.code == ops["to"])
+    if o.width == "load":
+        return int(ops["rows"]) * target.width(dtype)
+    return target.width(dtype)
+
+
 def _placements(target: Target, pipe: Pipe) -> dict[int, Placed]:
     """Stream code -> the (queue, position) pairs that place values on it in this pipe, and the
     first and last cycle (relative to the pipe) a value lands on it: issue plus latency."""
@@ -70,15 +84,7 @@ def _placements(target: Target, pipe: Pipe) -> dict[int, Placed]:
         for o in target.ins(s.mnemonic).operands:
             if o.kind != "stream" or o.role != "out":
                 continue
-            if o.width == "one":
-                w = 1
-            elif o.width == "acc":
-                w = 4
-            elif o.width == "dtype2":
-                w = next(d.width for d in target.isa.dtypes.values() if d.code == ops["to"])
-            else:
-                w = target.width(s.dtype)
-            for i in range(w):
+            for i in range(operand_width(target, o, s.dtype, ops)):
                 where, lo, hi = out.get(ops[o.name] + i, (set(), lands, lands))
                 where.add((s.queue, target.chip.slices[s.queue].position))
                 out[ops[o.name] + i] = (where, min(lo, lands), max(hi, lands))

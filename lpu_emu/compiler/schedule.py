@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lpu_emu.compiler.kernel import Kernel
-from lpu_emu.compiler.kernels import _placements
+from lpu_emu.compiler.kernels import _placements, operand_width
 from lpu_emu.compiler.target import Target
 from lpu_emu.core.plan import pair_partners
 from lpu_emu.spec.isa import PAIRED_WIDTH
@@ -84,14 +84,7 @@ def _consumed(target: Target, s) -> list[int]:
     ops = dict(s.operands)
     codes = []
     for o in target.ins(s.mnemonic).operands:
-        if o.kind != "stream" or o.role != "in":
-            continue
-        if o.width == "one":
-            w = 1
-        elif o.width == "load":
-            w = int(ops["rows"]) * target.width(s.dtype)
-        else:
-            w = target.width(s.dtype)
-        codes += range(ops[o.name], ops[o.name] + w)
+        if o.kind == "stream" and o.role == "in":
+            codes += range(ops[o.name], ops[o.name] + operand_width(target, o, s.dtype, ops))
     return codes
 
