@@ -177,8 +177,8 @@ def test_mxm_heavy_throughput(benchmark, dtype):
 
 
 @numba.njit(cache=True)
-def _float_batch(xb, yb, wdec, bmeta, acc, regs, rows, cols):
-    F.batch_compute_float(xb, yb, wdec, bmeta, acc, regs, rows, cols)
+def _float_batch(xb, yb, wdec, wmeta, bmeta, acc, regs, rows, cols):
+    F.batch_compute_float(xb, yb, wdec, wmeta, bmeta, acc, regs, rows, cols)
 
 
 def _float_kernel_vs_sgemm(dtype: str) -> dict:
@@ -194,7 +194,10 @@ def _float_kernel_vs_sgemm(dtype: str) -> dict:
     regs = np.zeros(F.NREGS, np.int64)
     regs[F.R_BN], regs[F.R_BDT] = nb, {"fp16": J.FP16, "bf16": J.BF16}[dtype]
     wdec = w[None].copy()
-    kernel = lambda: _float_batch(x, yb, wdec, bmeta, acc, regs, rows, cols)  # noqa: E731
+    wmeta = np.zeros((1, F.WM_ROWS + rows), np.int64)  # dense rows: no step is left out
+    wmeta[0, F.WM_ROWS:] = [F.row_class(r) for r in w]
+    assert (wmeta[0, F.WM_ROWS:] == F.ROW_FINITE).all()
+    kernel = lambda: _float_batch(x, yb, wdec, wmeta, bmeta, acc, regs, rows, cols)  # noqa: E731
     kernel()
     want = np.zeros((nb, cols), np.float32)
     for k in range(rows):  # the definition, in numpy: the first 64 ACCs start from zero
