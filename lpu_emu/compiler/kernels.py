@@ -148,21 +148,15 @@ def elementwise(target: Target, note: str, segments: list[Segment],
     follows that pass back to back."""
     pipes: list[Pipe] = []
     work = 0
-    prev: dict[bool, set[int]] = {True: set(), False: set()}
+    prev: dict[bool, set[int]] | None = None
     for seg in segments:
         rows = seg.out.rows - seg.row0 if seg.rows is None else seg.rows
         for c in range(seg.out.nchunks) if seg.chunk is None else (seg.chunk,):
-            for blocked in (prev, None):
-                s = Streams(0, target.streams, blocked={w: set(u) for w, u in prev.items()}
-                            if blocked else {True: set(), False: set()}, from_top=True)
+            def one(s: Streams, seg=seg, c=c) -> list[Slot]:
                 root = build(seg.ex, c, locs, {}, note, None, seg.row0)
-                try:
-                    slots = timed(target, [Write(root, seg.out, c, seg.row0, 1, note)], s,
-                                  Alus(target, from_top=True))
-                    break
-                except CompileError:
-                    if blocked is None:
-                        raise
+                return timed(target, [Write(root, seg.out, c, seg.row0, 1, note)], s,
+                             Alus(target, from_top=True))
+            slots, s = _other_streams(target, one, None, prev, from_top=True)
             pipe = Pipe(slots, rows, 0)
             pipe.start = after(target, pipes, pipe)
             pipes.append(pipe)
@@ -261,19 +255,11 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             last = i == len(job.passes) - 1
             others = [u for j, u in enumerate(feeding) if j != k % sets]
             taken = {w: b.union(*(u[w] for u in others)) for w, b in blocked.items()}
-            # a pass reading other slices than the set's pass before it takes other streams
-            # where there are enough, and follows it back to back (as `elementwise`)
-            for extra in (last_feed[k % sets], None):
-                s_main = Streams(0, target.streams, blocked={
-                    w: b | (extra[w] if extra else set()) for w, b in taken.items()})
-                try:
-                    pipe = Pipe(timed(target, _feed(target, note, ps, job, planes, mxm_dtype,
-                                                    last, locs), s_main,
-                                      Alus(target, feed_alus)), job.rows, period=period)
-                    break
-                except CompileError:
-                    if extra is None:
-                        raise
+            slots, s_main = _other_streams(
+                target, lambda s, ps=ps, job=job, planes=planes, last=last: timed(
+                    target, _feed(target, note, ps, job, planes, mxm_dtype, last, locs), s,
+                    Alus(target, feed_alus)), taken, last_feed[k % sets])
+            pipe = Pipe(slots, job.rows, period=period)
             last_feed[k % sets] = s_main.used
             acc_ts = [s.t for s in pipe.slots if s.mnemonic == "ACC"]
             pipe.start = _start(target, pipe, t - min(acc_ts), feeds, loads)
@@ -285,6 +271,26 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     macs = sum(j.rows * ps.k_rows * sum(j.out.chunk_cols(c) for c in j.out_chunks)
                for j in jobs for ps in j.passes)
     return Kernel(note, pipes + loads + feeds, "mxm", {"macs": macs})
+
+
+def _other_streams(target: Target, make: Callable, base: dict[bool, set[int]] | None,
+                   prefer_not: dict[bool, set[int]] | None, from_top: bool = False):
+    """make(streams) -> slots, on streams outside `base` and, where there are enough, outside
+    `prefer_not` too (the pass before's: a pass reading other slices than it follows it back
+    to back on streams of its own, see `after`); (slots, the Streams used)."""
+    def streams(extra: dict[bool, set[int]] | None) -> Streams:
+        blocked = {w: set((base or {}).get(w, ())) | set((extra or {}).get(w, ()))
+                   for w in (True, False)}
+        return Streams(0, target.streams, blocked=blocked, from_top=from_top)
+
+    if prefer_not:
+        s = streams(prefer_not)
+        try:
+            return make(s), s
+        except CompileError:
+            pass
+    s = streams(None)
+    return make(s), s
 
 
 def _groups_blocked(target: Target, jobs: list[Job], planes: list[int], mxm_dtype: str):
@@ -309,7 +315,7 @@ def mxm_split(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes
     its K), the two feeds run at once, and the job takes half the ACC cycles. Float products
     only (int32 sums would need an integer add); the sum of two fp32 halves rounds differently
     from one running sum, within the mode's accuracy."""
-    if len(planes) != 2 or target.width(mxm_dtype) == 0 or mxm_dtype == "int8":
+    if len(planes) != 2 or mxm_dtype == "int8":
         raise CompileError("a split needs two planes and a float MXM dtype")
     if any(len(j.passes) % 2 or len(j.out_chunks) != 1 for j in jobs):
         raise CompileError("a split needs jobs of one output chunk and an even number of passes")
@@ -350,17 +356,11 @@ def mxm_split(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes
                 ready[q] += lat_iw
                 prev[q] = ps
             last = r == half - 1
-            for extra in (last_feed, None):
-                s_main = Streams(0, target.streams, blocked={
-                    w: b | (extra[w] if extra else set()) for w, b in blocked.items()})
-                try:
-                    pipe = Pipe(timed(target, _split_feed(target, note, pair, job, mxm_dtype,
-                                                          last, locs),
-                                      s_main, Alus(target, feed_alus)), job.rows, period=period)
-                    break
-                except CompileError:
-                    if extra is None:
-                        raise
+            slots, s_main = _other_streams(
+                target, lambda s, pair=pair, job=job, last=last: timed(
+                    target, _split_feed(target, note, pair, job, mxm_dtype, last, locs), s,
+                    Alus(target, feed_alus)), blocked, last_feed)
+            pipe = Pipe(slots, job.rows, period=period)
             _check_period(target, pipe)
             last_feed = s_main.used
             acc_t = {s.queue: s.t for s in pipe.slots if s.mnemonic == "ACC"}
