@@ -489,12 +489,11 @@ class Lowering:
         for t in rest[1:]:
             total = E.add(total, t)
         tmp = self.tensor(self.fresh(f"{step.out}.addend"), out.rows, out.cols)
-        n = len(self.steps)
         add = MapStep(tmp, self.staged(total, out.rows, out.cols), f"{step.note} addend")
         # as early as its tensors are written, so that the schedule can run it beside them
         names = {lf.name for lf in E.leaves(total)}
         names |= {self.tensors[x].view[0] for x in names if self.tensors[x].view}
-        at = max([i + 1 for i, st in enumerate(self.steps[:n]) if st.out in names], default=0)
+        at = max([i + 1 for i, st in enumerate(self.steps) if st.out in names], default=0)
         self.steps.insert(at, add)
         self.steps.append(replace(step, epilogue=E.add(acc[0], E.Leaf(tmp))))
 
