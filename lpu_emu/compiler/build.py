@@ -8,6 +8,7 @@ tile and every part product.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 
@@ -99,15 +100,12 @@ def _spread(target: Target, note: str, jobs: list[K.Job], mxm: str, planes: list
     for the next job while the first set computes. One set if the streams do not allow more,
     or if the sets' feeds, serialised on the MEM slices of a shared activation, make it no
     faster."""
-    one = K.mxm(target, note, jobs, mxm, planes[:width], locs)
+    best = K.mxm(target, note, jobs, mxm, planes[:width], locs)
     sets = min(len(planes) // width, len(jobs))
-    if sets == 1:
-        return _or_split(target, note, jobs, mxm, planes, width, locs, one)
-    try:
-        more = K.mxm(target, note, jobs, mxm, planes[:width * sets], locs, sets)
-    except CompileError:
-        return _or_split(target, note, jobs, mxm, planes, width, locs, one)
-    best = more if _length(target, more) < _length(target, one) else one
+    if sets > 1:
+        with contextlib.suppress(CompileError):
+            more = K.mxm(target, note, jobs, mxm, planes[:width * sets], locs, sets)
+            best = more if _length(target, more) < _length(target, best) else best
     return _or_split(target, note, jobs, mxm, planes, width, locs, best)
 
 

@@ -145,8 +145,11 @@ class Streams:
     def free(self, west: bool) -> int:
         return self.hi - self.lo - len(self.used[west] | self.blocked[west] | self.held[west])
 
-    def codes(self) -> set[int]:
-        return {stream_code(i, w) for w, s in self.used.items() for i in s}
+
+
+def stream_codes(used: dict[bool, set[int]]) -> set[int]:
+    """The stream codes of indices by direction (a Streams' `used`)."""
+    return {stream_code(i, w) for w, s in used.items() for i in s}
 
 
 class Alus:

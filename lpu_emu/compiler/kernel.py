@@ -21,7 +21,7 @@ class Pipe:
     count: int
     start: int = 0
     period: int = 1
-    placements: dict | None = None  # cache of kernels._placements
+    placements: dict | None = None  # cache of kernels.placements
 
     def first(self) -> int:
         return self.start + min(s.t for s in self.slots)

@@ -21,6 +21,7 @@ from lpu_emu.compiler.dataflow import (
     Slot,
     Streams,
     Write,
+    stream_codes,
     timed,
 )
 from lpu_emu.compiler.kernel import Kernel, Pipe
@@ -72,7 +73,7 @@ def operand_width(target: Target, o, dtype: str | None, ops: dict) -> int:
     return target.width(dtype)
 
 
-def _placements(target: Target, pipe: Pipe) -> dict[int, Placed]:
+def placements(target: Target, pipe: Pipe) -> dict[int, Placed]:
     """Stream code -> the (queue, position) pairs that place values on it in this pipe, and the
     first and last cycle (relative to the pipe) a value lands on it: issue plus latency."""
     if pipe.placements is not None:
@@ -104,7 +105,7 @@ def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
     value lands after the earlier pipe's last (two ops of different latencies on one ALU)."""
     if not pipes:
         return -pipe.first()
-    mine = _placements(target, pipe)
+    mine = placements(target, pipe)
     first = min(s.t for s in pipe.slots)
     by_queue: dict[int, int] = {}
     for s in pipe.slots:
@@ -112,7 +113,7 @@ def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
     lo = -(1 << 40)
     for p in pipes:
         tail = p.start + (p.count - 1) * p.period
-        theirs = _placements(target, p)
+        theirs = placements(target, p)
         for code, (where, _, last) in theirs.items():
             if code not in mine:
                 continue
@@ -557,7 +558,7 @@ def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
             except CompileError:
                 chain, codes, alus, used = _chain(target, note, how, part, c, locs, set(),
                                                   {True: set(), False: set()})
-            mine = {stream_code(i, w) for w, u in used.items() for i in u}
+            mine = stream_codes(used)
             # the chain op of row r issues at base + r: as early as the pipes before allow
             base = max([-(1 << 40)] + [t for a, u, t in done if a & alus or u & mine]
                        + [p.first() for p in pipes[:1]])

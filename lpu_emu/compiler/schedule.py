@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lpu_emu.compiler.kernel import Kernel
-from lpu_emu.compiler.kernels import _placements, operand_width
+from lpu_emu.compiler.kernels import operand_width, placements
 from lpu_emu.compiler.target import Target
 from lpu_emu.core.plan import pair_partners
 from lpu_emu.spec.isa import PAIRED_WIDTH
@@ -74,7 +74,7 @@ def spans(kernel: Kernel, target: Target) -> dict:
                 use(("q", partners[s.queue]), first, last)
             for code in _consumed(target, s):
                 use(("s", code), first, first + tail)
-        for code, (_, lo, hi) in _placements(target, p).items():
+        for code, (_, lo, hi) in placements(target, p).items():
             use(("s", code), p.start + lo, p.start + hi + tail)
     return out
 

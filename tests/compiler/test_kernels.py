@@ -13,7 +13,7 @@ from test_ops import attention_case
 from lpu_emu.compiler.builder import GraphBuilder
 from lpu_emu.compiler.dataflow import CompileError, Slot
 from lpu_emu.compiler.kernel import Pipe
-from lpu_emu.compiler.kernels import _check_period, _placements
+from lpu_emu.compiler.kernels import _check_period, placements
 from lpu_emu.compiler.pipeline import compile_graph
 from lpu_emu.compiler.target import Target
 
@@ -34,7 +34,7 @@ def test_the_chunks_of_an_elementwise_pass_follow_back_to_back():
     first, second = sorted(k.pipes, key=lambda p: p.start)
     assert second.start - first.start == 8
     target = compiled.target
-    assert not set(_placements(target, first)) & set(_placements(target, second))
+    assert not set(placements(target, first)) & set(placements(target, second))
     check(graph, random_inputs(graph, 3), "fp32")
 
 
