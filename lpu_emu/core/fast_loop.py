@@ -114,6 +114,9 @@ FOREVER = 1 << 62
 # columns per block of the float ACC batch kernel: 8 accumulator rows of 64 fp32 (2 KB) and the
 # weights' 320 x 64 block (80 KB); measured ~20% faster than whole 320-column rows
 FLOAT_BLOCK = 64
+# the side of the squares an IWT transposes the weight buffer in (32 x 32 bytes a plane: both
+# sides' rows stay in L1)
+TRANSPOSE_BLOCK = 32
 I64 = np.int64  # wraps constant arguments: numba compiles a callee once per literal value
 
 
@@ -320,24 +323,73 @@ def weights_for(weights, weights_at, pending, pending_at, wmeta, wdec, plane, cy
     else:
         ver, use_pending = I64(0), False
     if wmeta[plane, WM_CVER] != ver or wmeta[plane, WM_CDT] != dtype:
-        for r in range(wdec.shape[1]):
-            for lane in range(wdec.shape[2]):
-                if ver == 0:
-                    wdec[plane, r, lane] = 0
-                    continue
-                raw = pending if use_pending else weights
-                b, b1 = np.int64(raw[plane, r, 0, lane]), np.int64(raw[plane, r, 1, lane])
-                if dtype == INT8:
-                    wdec[plane, r, lane] = np.float32(b - ((b & 0x80) << 1))
-                else:
-                    if WIDTH[dtype] == 2:
-                        b |= b1 << 8
-                    wdec[plane, r, lane] = np.uint32(decode_f32_bits(b, dtype)).view(np.float32)
+        out = wdec[plane]
+        if ver == 0:
+            for r in range(out.shape[0]):
+                for lane in range(out.shape[1]):
+                    out[r, lane] = 0
+        else:
+            decode_weights(pending[plane] if use_pending else weights[plane], dtype, out)
         if dtype != INT8:
-            for r in range(wdec.shape[1]):
-                wmeta[plane, WM_ROWS + r] = row_class(wdec[plane, r])
+            for r in range(out.shape[0]):
+                wmeta[plane, WM_ROWS + r] = row_class(out[r])
         wmeta[plane, WM_CVER], wmeta[plane, WM_CDT] = ver, dtype
     return ver != 0
+
+
+@njit
+def decode_weights(raw, dtype, out):
+    """out[r, lane] = the fp32 value of weight (r, lane) from its byte planes raw[r, :, lane]
+    (int8 as its integer). One loop per dtype, so that the common ones vectorise: bf16 is its
+    two bytes shifted into an fp32's top half."""
+    rows, lanes = out.shape
+    if dtype == INT8:
+        for r in range(rows):
+            for lane in range(lanes):
+                b = np.int64(raw[r, 0, lane])
+                out[r, lane] = np.float32(b - ((b & 0x80) << 1))
+    elif dtype == BF16:
+        for r in range(rows):
+            for lane in range(lanes):
+                b = np.uint32(raw[r, 0, lane]) | (np.uint32(raw[r, 1, lane]) << np.uint32(8))
+                out[r, lane] = np.uint32(b << np.uint32(16)).view(np.float32)
+    elif WIDTH[dtype] == 2:
+        for r in range(rows):
+            for lane in range(lanes):
+                b = np.int64(raw[r, 0, lane]) | (np.int64(raw[r, 1, lane]) << 8)
+                out[r, lane] = np.uint32(decode_f32_bits(b, dtype)).view(np.float32)
+    else:
+        for r in range(rows):
+            for lane in range(lanes):
+                b = np.int64(raw[r, 0, lane])
+                out[r, lane] = np.uint32(decode_f32_bits(b, dtype)).view(np.float32)
+
+
+@njit
+def install(wbuf, pending, transposed, lanes):
+    """pending = the weight buffer's rows (IW), or their transpose (IWT: W[r][lane] = row
+    lane's value r, zero outside both); the transpose in TRANSPOSE_BLOCK squares, so that
+    both sides stay in cache."""
+    rows, planes = wbuf.shape[0], wbuf.shape[1]
+    if not transposed:
+        for r in range(rows):
+            for p in range(planes):
+                for lane in range(lanes):
+                    pending[r, p, lane] = wbuf[r, p, lane]
+        return
+    for r in range(rows):
+        for p in range(planes):
+            for lane in range(lanes):
+                pending[r, p, lane] = 0
+    m = min(rows, lanes)
+    for r0 in range(0, m, TRANSPOSE_BLOCK):
+        r1 = min(m, r0 + TRANSPOSE_BLOCK)
+        for l0 in range(0, m, TRANSPOSE_BLOCK):
+            l1 = min(m, l0 + TRANSPOSE_BLOCK)
+            for p in range(planes):
+                for r in range(r0, r1):
+                    for lane in range(l0, l1):
+                        pending[r, p, lane] = wbuf[lane, p, r]
 
 
 @njit
@@ -1118,15 +1170,7 @@ def run_issues(issues, opmap, params, regs, found, viol,
                 land(weights, weights_at, pending, pending_at, wmeta, unit, c)
                 if trace:
                     ev_add(ev, regs, c, I64(EV_IW), k, unit, t, wbuf_rows[unit], I64(0), I64(-1))
-                for r in range(wbuf.shape[1]):
-                    for p in range(wbuf.shape[2]):
-                        for lane in range(lanes):
-                            if sub == X_IW:
-                                pending[unit, r, p, lane] = wbuf[unit, r, p, lane]
-                            elif lane < wbuf.shape[1] and r < lanes:  # IWT: W[r][lane] = row lane
-                                pending[unit, r, p, lane] = wbuf[unit, lane, p, r]
-                            else:
-                                pending[unit, r, p, lane] = 0
+                install(wbuf[unit], pending[unit], sub == X_IWT, lanes)
                 for r in range(wbuf.shape[1]):
                     for p in range(wbuf.shape[2]):
                         for lane in range(lanes):

@@ -7,6 +7,7 @@ statistics from the Plan and how far the run got, so the two cores share all of 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -211,10 +212,25 @@ def _opcodes(isa: Isa, *mnemonics: str) -> list[int]:
     return [isa.lookup(m).opcode for m in mnemonics]
 
 
+_stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def plan_stats(plan: Plan, executed: int, cycles: int, isa: Isa | None = None) -> Stats:
     """Statistics of the first `executed` issues of `plan` over a run of `cycles` cycles (all
-    issues for a run that did not stop; the issues before the stop for one that did)."""
-    isa, chip = isa or default_isa(), plan.chip
+    issues for a run that did not stop; the issues before the stop for one that did). Kept per
+    plan: a program run many times (decode steps) pays for them once."""
+    isa = isa or default_isa()
+    key = (executed, cycles, id(isa))
+    hit = _stats.get(plan)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    stats = _plan_stats(plan, executed, cycles, isa)
+    _stats[plan] = (key, stats)
+    return stats
+
+
+def _plan_stats(plan: Plan, executed: int, cycles: int, isa: Isa) -> Stats:
+    chip = plan.chip
     rows = plan.issues[:executed]
     seconds = cycles / chip.clock_hz
     busy_by_q = np.bincount(rows[:, P.QUEUE], weights=rows[:, P.OCC], minlength=len(chip.slices))

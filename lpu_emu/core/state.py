@@ -54,11 +54,10 @@ def new_sram(chip: Chip) -> np.ndarray:
 def mem_ordinal(chip: Chip, slice_name: str) -> int:
     """A MEM slice's index on the SRAM array's first axis: its ordinal among MEM slices, west to
     east (Plan's UNIT column for MEM queues)."""
-    names = [s.name for s in chip.mem_slices]
-    try:
-        return names.index(slice_name.upper())
-    except ValueError:
-        raise LoadError(f"{slice_name!r} is not a MEM slice of {chip.name}") from None
+    unit = chip.mem_ordinal(slice_name)
+    if unit is None:
+        raise LoadError(f"{slice_name!r} is not a MEM slice of {chip.name}")
+    return unit
 
 
 def load_segments(sram: np.ndarray, chip: Chip, program: Program) -> None:

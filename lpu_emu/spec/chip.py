@@ -76,7 +76,11 @@ class Chip:
 
     @property
     def mem_slices(self) -> tuple[Slice, ...]:
-        return tuple(s for s in self.slices if s.kind == "MEM")
+        return _mem_slices(self)
+
+    def mem_ordinal(self, name: str) -> int | None:
+        """A MEM slice's ordinal among the MEM slices, west to east (None: not a MEM slice)."""
+        return _mem_ordinals(self).get(name.upper())
 
     def slice_named(self, name: str) -> Slice | None:
         return _slice_index(self).get(name.upper())
@@ -144,6 +148,16 @@ class Chip:
 @cache
 def _slice_index(chip: Chip) -> dict[str, Slice]:
     return {s.name: s for s in chip.slices}
+
+
+@cache
+def _mem_slices(chip: Chip) -> tuple[Slice, ...]:
+    return tuple(s for s in chip.slices if s.kind == "MEM")
+
+
+@cache
+def _mem_ordinals(chip: Chip) -> dict[str, int]:
+    return {s.name: i for i, s in enumerate(_mem_slices(chip))}
 
 
 def _fail(path: Path, where: str, message: str) -> SpecError:
