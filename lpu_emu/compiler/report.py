@@ -22,6 +22,11 @@ what the chip runs. Every capacity comes from the preset and the ISA spec:
   position bounds the schedule.
 
 The bound is the largest of these (in cycles); the schedule's efficiency is bound / cycles.
+
+Beside it, for a compiled program, the **data bound** (`schedule.data_bound`): the cycles of the
+same kernels if only data ordered them. The roofline says what the chip's resources allow; the
+data bound what the kernels' chain of whole-tensor dependences allows; the schedule's cycles
+past the data bound are what sharing queues, streams, ALUs and planes costs.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lpu_emu.compiler.schedule import data_bound
 from lpu_emu.compiler.target import Target
 from lpu_emu.core import plan as P
 from lpu_emu.core.plan import Plan, make_plan
@@ -96,6 +102,7 @@ class Report:
     stream_busiest: tuple[str, int]  # the position placing most (named by its slices), count
     resources: tuple[Resource, ...]
     ops: tuple[OpTime, ...] = field(default=())
+    data_bound: int | None = None  # `schedule.data_bound` of the compiler's kernels (None: none)
 
     @property
     def seconds(self) -> float:
@@ -134,6 +141,7 @@ class Report:
                                        for r in self.resources],
                          "binding": self.binding.name, "bound": self.bound,
                          "efficiency": self.efficiency},
+            "data_bound": self.data_bound,
             "ops": [{"name": o.name, "kernels": o.kernels, "cycles": o.cycles, "macs": o.macs}
                     for o in self.ops],
         }
@@ -237,6 +245,14 @@ def report(compiled, plan: Plan | None = None) -> Report:
                           placed=compiled.placed)
 
 
+def _data_bound(placed, target: Target, cycles: int) -> int | None:
+    """In the units of the plan's cycles (the cycle the last effect lands; a kernel's end is
+    the cycle after)."""
+    if not placed:
+        return None
+    return data_bound(list(placed), target) - (max(p.end for p in placed) - cycles)
+
+
 def report_program(program: Program, target: Target, mode: str, plan: Plan | None = None, *,
                    placed=()) -> Report:
     """The report of any program for `target` (`placed`: the compiler's kernels, for the graph
@@ -313,4 +329,4 @@ def report_program(program: Program, target: Target, mode: str, plan: Plan | Non
         sram_reads=reads, sram_writes=writes, sram_bytes=sram_bytes,
         mem_busiest=iss.busiest(work & (iss.kind == "MEM"), occ),
         stream_values=stream_values, stream_busiest=stream_busiest, resources=resources,
-        ops=_ops(placed))
+        ops=_ops(placed), data_bound=_data_bound(placed, target, plan.cycles))

@@ -88,3 +88,56 @@ def _consumed(target: Target, s) -> list[int]:
             codes += range(ops[o.name], ops[o.name] + operand_width(target, o, s.dtype, ops))
     return codes
 
+
+def data_bound(placed: list[Placed], target: Target) -> int:
+    """The length of a schedule of the same kernels, in the same order, that only data orders:
+    each kernel as early as the kernels before it have written what it reads (the writes landed)
+    and read or written what it writes, with queues, streams, ALUs and planes unlimited. It
+    tells the cycles the kernels' chain of tensors costs from those the scheduler's resources
+    add (a kernel's access to a tensor waits for the whole of the access before it: the
+    lowering's granularity). Kernels pass data only through MEM (Reads and Writes)."""
+    data: dict = {}
+    end = 0
+    for pl in placed:
+        mine = _accesses(pl.kernel, target)
+        start = max(0, _after(mine, data))
+        _record(mine, start, data)
+        end = max(end, start + pl.end - pl.start)
+    return end
+
+
+def _accesses(kernel: Kernel, target: Target) -> list[tuple]:
+    """A kernel's MEM accesses: ((slice queue, bank), first and last address, a write?, the
+    cycle its first access takes effect and the cycle its last does, relative to the kernel's
+    start: a read at its issue, a write when it lands)."""
+    land = target.latency("Write")
+    out = []
+    for p in kernel.pipes:
+        tail = (p.count - 1) * p.period
+        for s in p.slots:
+            if s.mnemonic not in ("Read", "Write"):
+                continue
+            write = s.mnemonic == "Write"
+            bank, addr = dict(s.operands)["dst" if write else "src"]
+            span = (p.count - 1) * s.step if s.vary == "mem" else 0
+            first = p.start + s.t + (land if write else 0)
+            out.append(((s.queue, bank), min(addr, addr + span), max(addr, addr + span), write,
+                        first, first + tail))
+    return out
+
+
+def _after(mine: list[tuple], data: dict) -> int:
+    """The earliest start at which the kernel's accesses come after every access of the
+    kernels before it to the same SRAM rows where either writes: a read after the write lands
+    (visible from the next cycle), a write landing after the reads and writes before it."""
+    start = -(1 << 40)
+    for key, lo, hi, write, first, _ in mine:
+        for plo, phi, pwrite, pend in data.get(key, ()):
+            if (write or pwrite) and lo <= phi and plo <= hi:
+                start = max(start, pend + 1 - first)
+    return start
+
+
+def _record(mine: list[tuple], start: int, data: dict) -> None:
+    for key, lo, hi, write, _, last in mine:
+        data.setdefault(key, []).append((lo, hi, write, start + last))

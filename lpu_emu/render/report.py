@@ -37,6 +37,14 @@ def bound_line(r: Report) -> str:
             f"{r.efficiency:.1%}")
 
 
+def data_line(r: Report) -> str | None:
+    """`data alone: D cycles (kernels ordered by data only); resources add N`."""
+    if r.data_bound is None:
+        return None
+    return (f"data alone: {r.data_bound:,} cycles (kernels ordered by data only); resources "
+            f"add {r.cycles - r.data_bound:,}")
+
+
 def _plane_text(issues: dict[str, int]) -> str:
     return ", ".join(f"{m} {n:,}" for m, n in issues.items() if n) or "-"
 
@@ -123,6 +131,9 @@ class FullReport:
         yield Text("")
         yield Roofline(r)
         yield Text(bound_line(r))
+        line = data_line(r)
+        if line:
+            yield Text(line)
         yield Text("")
         yield Ops(r)
 

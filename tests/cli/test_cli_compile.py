@@ -17,6 +17,7 @@ from test_cli_imports import run_commands
 from lpu_emu.asm.assembler import assemble_file
 from lpu_emu.compiler.layers import bert_encoder_layer, random_weights
 from lpu_emu.compiler.pipeline import compile_graph
+from lpu_emu.compiler.schedule import data_bound
 from lpu_emu.core.plan import OP, QUEUE, make_plan
 from lpu_emu.program import Program
 
@@ -91,6 +92,9 @@ def test_compile_json_is_the_plan_counted(lpu, small_compiled) -> None:
     best = max(roof["resources"], key=lambda x: x["cycles"])
     assert roof["binding"] == best["name"] and roof["bound"] == best["cycles"]
     assert roof["efficiency"] == pytest.approx(best["cycles"] / plan.cycles, rel=1e-12)
+    # the kernels ordered by data alone, in the plan's units (a kernel ends a cycle after its
+    # last effect lands)
+    assert doc["data_bound"] == data_bound(c.placed, c.target) - 1
     assert "check" not in doc
 
 
