@@ -66,10 +66,11 @@ def by_dimensions(target: Target, sq: int, sk: int, d: int, heads: int, parts: i
 
 
 def context(low: Lowering, name: str, out_name: str, vs: tuple[str, ...],
-            probs_t: tuple[str, ...], sq: int, sk: int, d: int, heads: int) -> str:
+            probs_t: list[tuple[str, ...]], sq: int, sk: int, d: int, heads: int) -> str:
     """C = (V^T P^T)^T by head dimensions (module doc): `vs` are V's parts (sk x d), `probs_t`
-    P^T's parts (heads*sk x sq, head h from row h*sk), both in the MXM dtype, which is also the
-    transposes' exact dtype. Returns the context tensor (sq x d, fp32)."""
+    P^T's parts by way (`Lowering.softmax_ways`: head h in way h % ways from row
+    (h // ways) * sk, sk x sq a head), both in the MXM dtype, which is also the transposes'
+    exact dtype. Returns the context tensor (sq x d, fp32)."""
     from lpu_emu.compiler.lowering import ACC, MmStep, Term
     mxm, p, dh = low.mode.exact, len(vs), d // heads
     vts = []
@@ -83,7 +84,9 @@ def context(low: Lowering, name: str, out_name: str, vs: tuple[str, ...],
     ct = low.tensor(low.fresh(f"{out_name}.contextT"), d, sq, dtype=mxm if rounded else "fp32")
     epilogue = E.Ex("Cvt", (ACC,), dtype2=mxm) if rounded else ACC
     for h in range(heads):
-        term = Term(tuple(vts), probs_t, "IW", p, x_row=h * dh, w_row=h * sk)
+        ways = len(probs_t)
+        term = Term(tuple(vts), probs_t[h % ways], "IW", p, x_row=h * dh,
+                    w_row=(h // ways) * sk)
         low.steps.append(MmStep(ct, (term,), epilogue, mxm, f"{name} context h{h}",
                                 out_row=h * dh, rows=dh))
     out = low.tensor(low.fresh(out_name), sq, d)

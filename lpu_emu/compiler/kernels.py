@@ -150,20 +150,43 @@ def elementwise(target: Target, note: str, segments: list[Segment],
     pipes: list[Pipe] = []
     work = 0
     prev: dict[bool, set[int]] | None = None
+    prev_alus: set[int] = set()
     for seg in segments:
         rows = seg.out.rows - seg.row0 if seg.rows is None else seg.rows
         for c in range(seg.out.nchunks) if seg.chunk is None else (seg.chunk,):
-            def one(s: Streams, seg=seg, c=c) -> list[Slot]:
-                root = build(seg.ex, c, locs, {}, note, None, seg.row0)
-                return timed(target, [Write(root, seg.out, c, seg.row0, 1, note)], s,
-                             Alus(target, from_top=True))
-            slots, s = _other_streams(target, one, None, prev, from_top=True)
+            slots, s, taken = _other_alus(target, locs, note, seg, c, prev, prev_alus)
             pipe = Pipe(slots, rows, 0)
-            pipe.start = after(target, pipes, pipe)
+            # sharing nothing with the passes before, a pass starts with the first
+            pipe.start = max([after(target, pipes, pipe)]
+                             + [pipes[0].first() - pipe.first() for _ in pipes[:1]])
             pipes.append(pipe)
-            prev = s.used
+            prev, prev_alus = s.used, taken
             work += E.size(seg.ex)[0] * rows
     return Kernel(note, pipes, "vxm", {"alu": work})
+
+
+def _other_alus(target: Target, locs: dict[str, Loc], note: str, seg: Segment, c: int,
+                prev: dict[bool, set[int]] | None, prev_alus: set[int]):
+    """One elementwise pass's slots on other ALUs and streams than the pass before where there
+    are enough (`_other_streams`): over other slices it then runs beside that pass, not after
+    it; (slots, the Streams used, the ALUs taken)."""
+    for avoid in ([prev_alus] if prev_alus else []) + [set()]:
+        taken: list[int] = []
+
+        def one(s: Streams, avoid=avoid, taken=taken) -> list[Slot]:
+            units = Alus(target, from_top=True, avoid=avoid)
+            root = build(seg.ex, c, locs, {}, note, None, seg.row0)
+            slots = timed(target, [Write(root, seg.out, c, seg.row0, 1, note)], s, units)
+            taken[:] = units.taken
+            return slots
+        try:
+            slots, s = _other_streams(target, one, None, prev, from_top=True)
+        except CompileError:
+            if avoid:
+                continue
+            raise
+        return slots, s, set(taken)
+    raise AssertionError("unreachable: the last try avoids nothing")
 
 
 @dataclass(frozen=True)
@@ -559,11 +582,14 @@ def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
                 chain, codes, alus, used = _chain(target, note, how, part, c, locs, set(),
                                                   {True: set(), False: set()})
             mine = stream_codes(used)
-            # the chain op of row r issues at base + r: as early as the pipes before allow
-            base = max([-(1 << 40)] + [t for a, u, t in done if a & alus or u & mine]
-                       + [p.first() for p in pipes[:1]])
+            # the chain op of row r issues at base + r: as early as the pipes before allow,
+            # and no pipe's first issue before the kernel's first
+            base = max([-(1 << 40)] + [t for a, u, t in done if a & alus or u & mine])
+            first = min((p.first() for p in pipes), default=None)
             for r0, pipe, t_op, _ in chain:
                 base = max(base, after(target, pipes, pipe) + t_op - r0)
+                if first is not None:
+                    base = max(base, first + t_op - r0 - min(s.t for s in pipe.slots))
             for r0, pipe, t_op, _ in chain:
                 pipe.start = base - t_op + r0
                 pipes.append(pipe)
@@ -586,7 +612,11 @@ def _chain(target: Target, note: str, how: str, part: Reduction, c: int,
     west = part.out.chunks[c].slices[0].position < target.vxm_position
     s = Streams(0, target.streams, blocked={w: set(u) for w, u in avoid_streams.items()},
                 from_top=True)
-    codes = tuple(stream_code(s.take(west, 4), west) for _ in range(3))
+    # the chains' feedback f and the combine's g are read where they are placed (the VXM), so
+    # they flow away from the output and leave its direction's streams to the next reduction;
+    # h, the result, flows to the output (f itself is the result of a single chain)
+    flows = (west, west, west) if min(lat, part.rows) == 1 else (not west, not west, west)
+    codes = tuple(stream_code(s.take(w, 4), w) for w in flows)
     chain = []
     alus: set[int] = set()
     used = {w: set(u) for w, u in s.used.items()}

@@ -37,6 +37,9 @@ ACC = E.Leaf("@acc")
 MAX_ALUS = 10  # ALU ops one fused Expr may take (the rest of the 16 are for Mov delays)
 MAX_LARGE = 3  # transcendental ops per fused Expr (4 large ALUs)
 MAX_EPILOGUE = 3  # ALU ops fused after a matmul (one chain per plane, four planes)
+# tensors an attention's scores are dealt over by head (`softmax_ways`): the softmax's passes
+# over one run beside those over the other (each tensor's slices read one row a cycle)
+SOFTMAX_WAYS = 2
 ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Exp", "Tanh", "Erf", "Relu", "Sigmoid", "Neg",
                "Sqrt", "Reciprocal", "Gelu", "Abs"}
 
@@ -1043,29 +1046,48 @@ class Lowering:
                      parts: int = 0, dtype: str = "fp32") -> str | tuple[str, ...]:
         """Softmax down the columns of `groups` stacked blocks of `rows` rows of st: fp32, or
         directly as `parts` parts of `dtype` (what an MXM operand needs: no fp32 pass between)."""
-        m = self.tensor(self.fresh(f"{st}.max"), groups, cols)
-        z = self.tensor(self.fresh(f"{st}.sum"), groups, cols)
-        e = self.tensor(self.fresh(f"{st}.exp"), groups * rows, cols)
+        outs = self.softmax_ways([st], rows, cols, groups, note, parts, dtype)[0]
+        return outs[0] if not parts else outs
+
+    def softmax_ways(self, sts: list[str], rows: int, cols: int, groups: int, note: str,
+                     parts: int = 0, dtype: str = "fp32") -> list[tuple[str, ...]]:
+        """`softmax_rows` of groups dealt over the tensors `sts` (group g in sts[g % ways],
+        rows from (g // ways) * rows): each way's maxima, sums, exponentials and results are
+        tensors of their own, so the passes over one way run beside those over another (other
+        slices, ALUs and streams). Returns each way's outputs (one fp32 tensor, or the parts)."""
+        ways = len(sts)
+        mine = [len(range(w, groups, ways)) for w in range(ways)]
+
+        def per_way(what: str, n_rows, dt: str = "fp32") -> list[str]:
+            return [self.tensor(self.fresh(f"{sts[w]}.{what}"), n_rows(w), cols, dtype=dt)
+                    for w in range(ways)]
+        m = per_way("max", lambda w: mine[w])
+        z = per_way("sum", lambda w: mine[w])
+        e = per_way("exp", lambda w: mine[w] * rows)
+        names = ["p"] if not parts else [f"p.{dtype}{i}" for i in range(parts)]
+        outs = [[self.tensor(self.fresh(f"{sts[w]}.{name}"), mine[w] * rows, cols,
+                             dtype=dtype if parts else "fp32") for name in names]
+                for w in range(ways)]
         for g in range(groups):
-            self.steps.append(ReduceStep(m, "max", E.Leaf(st), rows, f"{note} max",
-                                         row0=g * rows, out_row=g))
+            w, r = g % ways, g // ways
+            self.steps.append(ReduceStep(m[w], "max", E.Leaf(sts[w]), rows, f"{note} max",
+                                         row0=r * rows, out_row=r))
         for g in range(groups):
-            ex = E.unary("Exp", E.sub(E.Leaf(st), E.Leaf(m, "row", g)))
-            self.steps.append(ReduceStep(z, "sum", ex, rows, f"{note} exp, sum", also=e,
-                                         row0=g * rows, out_row=g))
-        outs = [self.tensor(self.fresh(f"{st}.p"), groups * rows, cols)] if not parts else [
-            self.tensor(self.fresh(f"{st}.p.{dtype}{i}"), groups * rows, cols, dtype=dtype)
-            for i in range(parts)]
+            w, r = g % ways, g // ways
+            ex = E.unary("Exp", E.sub(E.Leaf(sts[w]), E.Leaf(m[w], "row", r)))
+            self.steps.append(ReduceStep(z[w], "sum", ex, rows, f"{note} exp, sum",
+                                         also=e[w], row0=r * rows, out_row=r))
         for g in range(groups):
-            p = E.mul(E.Leaf(e), reciprocal(E.Leaf(z, "row", g), positive=True))
-            for i, out in enumerate(outs):
-                r = p
-                for prev in outs[:i]:
-                    r = E.sub(r, E.Ex("Cvt", (E.Leaf(prev),), dtype=dtype, dtype2="fp32"))
-                ex = r if not parts else E.Ex("Cvt", (r,), dtype2=dtype)
-                self.steps.append(MapStep(out, self.staged(ex, groups * rows, cols),
-                                          f"{note} normalise", row0=g * rows, rows=rows))
-        return outs[0] if not parts else tuple(outs)
+            w, r = g % ways, g // ways
+            p = E.mul(E.Leaf(e[w]), reciprocal(E.Leaf(z[w], "row", r), positive=True))
+            for i, out in enumerate(outs[w]):
+                x = p
+                for prev in outs[w][:i]:
+                    x = E.sub(x, E.Ex("Cvt", (E.Leaf(prev),), dtype=dtype, dtype2="fp32"))
+                ex = x if not parts else E.Ex("Cvt", (x,), dtype2=dtype)
+                self.steps.append(MapStep(out, self.staged(ex, mine[w] * rows, cols),
+                                          f"{note} normalise", row0=r * rows, rows=rows))
+        return [tuple(o) for o in outs]
 
     def op_Attention(self, n: Node) -> None:
         q, k, v = (self.leaf(i).name for i in n.inputs[:3])
@@ -1098,23 +1120,29 @@ class Lowering:
         qs = self.split(E.Leaf(q), sq, d, p, mxm)
         ks = self.split(E.Leaf(k), sk, d, p, mxm)
         vs = self.split(E.Leaf(v), sk, d, p, mxm)
-        # scores, transposed: s^T[h*sk + j, i] = scale * k_h[j] . q_h[i] + mask^T
-        st = self.tensor(self.fresh(f"{n.outputs[0]}.scoresT"), heads * sk, sq)
+        exact = self.mode.exact
+        by_d = mxm == exact and attention.by_dimensions(self.target, sq, sk, d, heads, p,
+                                                        self.mode.transpose_parts, mxm)
+        # scores, transposed: s^T[h*sk + j, i] = scale * k_h[j] . q_h[i] + mask^T; by head
+        # dimensions the heads are dealt over SOFTMAX_WAYS tensors (`softmax_ways`)
+        ways = min(SOFTMAX_WAYS, heads) if by_d else 1
+        sts = [self.tensor(self.fresh(f"{n.outputs[0]}.scoresT"),
+                           len(range(w, heads, ways)) * sk, sq) for w in range(ways)]
         for h in range(heads):
-            # epilogue leaves are read at the output's rows (h * sk + j): shift back to j
-            epi = E.add(E.mul(ACC, E.Imm(scale)), E.Leaf(maskt, row=-h * sk))
+            st, row = sts[h % ways], (h // ways) * sk
+            # epilogue leaves are read at the output's rows (row + j): shift back to j
+            epi = E.add(E.mul(ACC, E.Imm(scale)), E.Leaf(maskt, row=-row))
             if extra:
-                epi = E.add(epi, E.Leaf(extra, row=-h * sk))
+                epi = E.add(epi, E.Leaf(extra, row=-row))
             tile = (h * dh) // lanes  # the only K tile the head's mask lets through
             self.steps.append(MmStep(st, (Term(ks, qs, "IWT", p, (hmask, h), k_tiles=(tile,)),),
-                                     epi, mxm, f"{n.name} scores h{h}", out_row=h * sk, rows=sk))
-        exact = self.mode.exact
-        if mxm == exact and attention.by_dimensions(self.target, sq, sk, d, heads, p,
-                                                    self.mode.transpose_parts, mxm):
-            pts = self.softmax_rows(st, sk, sq, heads, n.name, p, exact)
+                                     epi, mxm, f"{n.name} scores h{h}", out_row=row, rows=sk))
+        if by_d:
+            pts = self.softmax_ways(sts, sk, sq, heads, n.name, p, exact)
             self.exprs[n.outputs[0]] = E.Leaf(attention.context(
                 self, n.name, n.outputs[0], vs, pts, sq, sk, d, heads))
             return
+        st = sts[0]
         if mxm == exact:  # the probabilities in parts, transposed part by part (exactly)
             ps = []
             for i, part in enumerate(self.softmax_rows(st, sk, sq, heads, n.name, p, exact)):

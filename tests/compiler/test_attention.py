@@ -9,6 +9,7 @@ from test_ops import attention_case
 
 from lpu_emu.compiler.attention import estimates
 from lpu_emu.compiler.lowering import lower
+from lpu_emu.compiler.pipeline import compile_graph
 from lpu_emu.compiler.precision import mode
 from lpu_emu.compiler.target import Target
 
@@ -80,3 +81,41 @@ def test_both_cores_agree_by_head_dimensions(dtype):
     assert "attention.node v transposed" in _notes(24, 24, 48, 3, dtype)
     _, got = both_cores(g, x, dtype)
     compare(g, x, got, dtype)
+
+
+def test_by_head_dimensions_deals_the_heads_over_two_ways():
+    """Three heads by head dimensions: the scores of heads 0 and 2 go to one tensor (rows 0 and
+    24), head 1's to another; each softmax pass reads each head where it is, and the context
+    reads each head's probabilities from its way's parts."""
+    g, _ = attention_case(24, 24, 48, 3, causal=True)
+    steps = lower(g, mode("bf16"), LP30).steps
+    scores = [(s.out, s.out_row) for s in steps if s.note.startswith("attention.node scores")]
+    assert [r for _, r in scores] == [0, 0, 24]
+    assert scores[0][0] == scores[2][0] != scores[1][0]
+    maxima = [(s.expr.name, s.row0, s.out, s.out_row) for s in steps
+              if s.note == "attention.node max"]
+    assert [(x, r0, r) for x, r0, _, r in maxima] == [
+        (scores[0][0], 0, 0), (scores[1][0], 0, 0), (scores[0][0], 24, 1)]
+    assert maxima[0][2] == maxima[2][2] != maxima[1][2]
+    contexts = [s.terms[0] for s in steps if s.note.startswith("attention.node context h")]
+    assert [t.w_row for t in contexts] == [0, 0, 24]
+    assert contexts[0].w == contexts[2].w != contexts[1].w
+
+
+def test_the_softmax_passes_of_two_ways_run_side_by_side():
+    """Two heads of 64 keys by head dimensions: each head's maximum is a recurrence on its
+    own ALU over its own way's slices, so both read their first row in the kernel's first
+    cycle (on one tensor the second started after the first's 64 rows)."""
+    g, x = attention_case(64, 64, 64, 2)
+    compiled = compile_graph(g, "lp30", "bf16")
+    k = next(p.kernel for p in compiled.placed if p.kernel.name == "attention.node max")
+    chains: dict[int, list] = {}
+    for p in k.pipes:
+        ops = [s for s in p.slots if s.mnemonic in ("MaxI", "Max")]
+        if ops and any(s.mnemonic == "Read" for s in p.slots):
+            chains.setdefault(ops[0].queue, []).append(p)
+    assert len(chains) == 2 and all(sum(p.count for p in ps) == 64 for ps in chains.values())
+    first_reads = [min(p.start + s.t for p in ps for s in p.slots if s.mnemonic == "Read")
+                   for ps in chains.values()]
+    assert first_reads == [0, 0]
+    check(g, x, "bf16")

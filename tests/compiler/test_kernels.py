@@ -16,8 +16,10 @@ from lpu_emu.compiler.kernel import Pipe
 from lpu_emu.compiler.kernels import _check_period, placements
 from lpu_emu.compiler.pipeline import compile_graph
 from lpu_emu.compiler.target import Target
+from lpu_emu.spec.encoding import stream_code
 
 LP30 = Target.of("lp30")
+WEST = stream_code(0, True)  # the direction bit of a stream code
 
 
 def _kernel(graph, note: str, dtype: str = "fp32"):
@@ -25,14 +27,18 @@ def _kernel(graph, note: str, dtype: str = "fp32"):
     return compiled, next(p.kernel for p in compiled.placed if p.kernel.name.startswith(note))
 
 
-def test_the_chunks_of_an_elementwise_pass_follow_back_to_back():
+def test_the_chunks_of_an_elementwise_pass_run_side_by_side():
     """Exp of 8 rows x 640 columns: two chunks on other slices. The second chunk's pass takes
-    other streams, so it starts 8 cycles (8 rows) after the first instead of waiting for the
-    first pass's values to reach their consumers."""
+    other streams and another ALU, so its first Read issues with the first pass's (both read
+    row 0 at the kernel's first cycle) instead of 8 cycles (8 rows) after it, as it did on
+    the same ALU, or after the first pass's values reached their consumers, on its streams."""
     graph = single("Exp", {"x": (8, 640)})
     compiled, k = _kernel(graph, "exp")
     first, second = sorted(k.pipes, key=lambda p: p.start)
-    assert second.start - first.start == 8
+    assert first.first() == second.first() == 0
+    exp = [next(s for s in p.slots if s.mnemonic == "Exp") for p in (first, second)]
+    assert exp[0].queue != exp[1].queue
+    assert first.start + exp[0].t == second.start + exp[1].t - 4  # the second's slices: 4 hops
     target = compiled.target
     assert not set(placements(target, first)) & set(placements(target, second))
     check(graph, random_inputs(graph, 3), "fp32")
@@ -140,3 +146,21 @@ def test_a_wide_matmul_with_bias_and_residual_matches_numpy_on_both_cores():
     for dtype in ("fp32", "bf16"):
         _, got = both_cores(graph, inputs, dtype)
         compare(graph, inputs, got, dtype)
+
+
+def test_a_reductions_feedback_flows_away_from_its_output():
+    """The chains' feedback (f) and the combine's second group (g) are read at the VXM where
+    they are placed, so they take streams flowing away from the output, leaving the output's
+    direction to the next reduction's data; the result (h) flows to the output's slices."""
+    graph, inputs = attention_case(64, 64, 64, 2)
+    compiled, k = _kernel(graph, "attention.node max", "bf16")
+    vxm = compiled.target.vxm_position
+    tails = [p for p in k.pipes if any(s.mnemonic == "Mov" for s in p.slots)]
+    assert len(tails) == 2
+    for p in tails:
+        ops = {s.mnemonic: dict(s.operands) for s in p.slots if s.mnemonic in ("Mov", "Max")}
+        out = next(s for s in p.slots if s.mnemonic == "Write")
+        west = compiled.target.chip.slices[out.queue].position < vxm
+        f, g, h = ops["Mov"]["x"], ops["Mov"]["z"], ops["Max"]["z"]
+        assert [bool(c & WEST) for c in (f, g, h)] == [not west, not west, west]
+    check(graph, inputs, "bf16")
