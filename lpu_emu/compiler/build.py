@@ -204,17 +204,19 @@ def kernels_for(target: Target, step, locs: dict[str, Loc]) -> list[Kernel]:
 MAP_RUN = 16  # elementwise steps one kernel runs (it holds their tensors' slices meanwhile)
 
 
-def map_kernels(target: Target, steps: list[MapStep], locs: dict[str, Loc]) -> list[Kernel]:
+def map_kernels(target: Target, steps: list[MapStep], locs: dict[str, Loc],
+                before: K.Held | None = None) -> list[Kernel]:
     """One kernel for a run of independent elementwise steps (a softmax's heads)."""
     segs = [K.Segment(s.expr, locs[s.out], s.row0, s.rows, s.chunk) for s in steps]
-    return [K.elementwise(target, _common(steps), segs, locs)]
+    return [K.elementwise(target, _common(steps), segs, locs, before)]
 
 
-def reduce_kernels(target: Target, steps: list[ReduceStep], locs: dict[str, Loc]) -> list[Kernel]:
+def reduce_kernels(target: Target, steps: list[ReduceStep], locs: dict[str, Loc],
+                   before: K.Held | None = None) -> list[Kernel]:
     """One kernel for a run of independent reductions of one kind (a softmax's heads)."""
     parts = [K.Reduction(s.expr, s.rows, locs[s.out], s.row0, s.out_row,
                          locs[s.also] if s.also else None) for s in steps]
-    return [K.colreduce(target, _common(steps), steps[0].how, parts, locs)]
+    return [K.colreduce(target, _common(steps), steps[0].how, parts, locs, before)]
 
 
 def _key(step) -> tuple:
@@ -259,14 +261,17 @@ def runs(steps: list) -> list[list]:
 
 
 def kernels(target: Target, steps: list, locs: dict[str, Loc]) -> list[Kernel]:
-    """Kernels for all steps in order, one run (see `runs`) at a time."""
+    """Kernels for all steps in order, one run (see `runs`) at a time. A VXM kernel takes
+    other ALUs and streams than the kernel before it where there are enough, so that it can
+    start as soon as its data is there, not when that kernel is done with them."""
     out: list[Kernel] = []
     for run in runs(steps):
         kind = _key(run[0])[0]
+        before = K.held(target, out[-1]) if out else None
         if kind == "map":
-            out.extend(map_kernels(target, run, locs))
+            out.extend(map_kernels(target, run, locs, before))
         elif kind == "reduce":
-            out.extend(reduce_kernels(target, run, locs))
+            out.extend(reduce_kernels(target, run, locs, before))
         else:
             out.extend(mm_kernels(target, run, locs))
     return out

@@ -27,7 +27,7 @@ from lpu_emu.compiler.dataflow import (
 from lpu_emu.compiler.kernel import Kernel, Pipe
 from lpu_emu.compiler.placement import Loc
 from lpu_emu.compiler.target import Target
-from lpu_emu.spec.encoding import stream_code
+from lpu_emu.spec.encoding import stream_code, stream_parts
 
 SXM_OPS = ("Distribute", "Permute", "Rotate", "ShiftUp", "ShiftDown")
 
@@ -139,8 +139,34 @@ class Segment:
     chunk: int | None = None
 
 
+@dataclass(frozen=True)
+class Held:
+    """The VXM ALUs and the stream indices (by direction: west True) a kernel uses."""
+
+    alus: frozenset[int]
+    streams: dict[bool, set[int]]
+
+
+def held(target: Target, kernel: Kernel) -> Held:
+    vxm = {a.index for a in target.vxm_alus}
+    alus = frozenset(s.queue for p in kernel.pipes for s in p.slots if s.queue in vxm)
+    streams: dict[bool, set[int]] = {True: set(), False: set()}
+    for p in kernel.pipes:
+        codes = set(placements(target, p))
+        for s in p.slots:
+            ops = dict(s.operands)
+            for o in target.ins(s.mnemonic).operands:
+                if o.kind == "stream" and o.role == "in":
+                    codes.update(range(ops[o.name],
+                                       ops[o.name] + operand_width(target, o, s.dtype, ops)))
+        for code in codes:
+            index, west = stream_parts(code)
+            streams[west].add(index)
+    return Held(alus, streams)
+
+
 def elementwise(target: Target, note: str, segments: list[Segment],
-                locs: dict[str, Loc]) -> Kernel:
+                locs: dict[str, Loc], before: Held | None = None) -> Kernel:
     """Each segment's Expr, one vector a cycle, chunk after chunk, segment after segment.
 
     A pass takes other streams than the pass before it where there are enough: it reads other
@@ -149,8 +175,8 @@ def elementwise(target: Target, note: str, segments: list[Segment],
     follows that pass back to back."""
     pipes: list[Pipe] = []
     work = 0
-    prev: dict[bool, set[int]] | None = None
-    prev_alus: set[int] = set()
+    prev = before.streams if before else None
+    prev_alus = set(before.alus) if before else set()
     for seg in segments:
         rows = seg.out.rows - seg.row0 if seg.rows is None else seg.rows
         for c in range(seg.out.nchunks) if seg.chunk is None else (seg.chunk,):
@@ -557,7 +583,7 @@ class Reduction:
 
 
 def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
-              locs: dict[str, Loc]) -> Kernel:
+              locs: dict[str, Loc], before: Held | None = None) -> Kernel:
     """Column reductions (max or sum over rows), one after another, per chunk.
 
     One value a cycle enters a recurrence on an ALU: acc <- op(x_r, acc). The op's result comes
@@ -572,7 +598,8 @@ def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
         raise CompileError(f"colreduce needs {op} and {first} of one latency, twice Mov's")
     pipes: list[Pipe] = []
     done: list[tuple[set[int], set[int], int]] = []  # ALUs, stream codes, result written
-    prev: tuple[set[int], dict[bool, set[int]]] = (set(), {True: set(), False: set()})
+    prev: tuple[set[int], dict[bool, set[int]]] = (
+        (set(before.alus), before.streams) if before else (set(), {True: set(), False: set()}))
     alu_work = 0
     for part in parts:
         for c in range(part.out.nchunks):
