@@ -65,19 +65,27 @@ def by_dimensions(target: Target, sq: int, sk: int, d: int, heads: int, parts: i
     return by_d < by_q
 
 
-def context(low: Lowering, name: str, out_name: str, vs: tuple[str, ...],
-            probs_t: list[tuple[str, ...]], sq: int, sk: int, d: int, heads: int) -> str:
-    """C = (V^T P^T)^T by head dimensions (module doc): `vs` are V's parts (sk x d), `probs_t`
-    P^T's parts by way (`Lowering.softmax_ways`: head h in way h % ways from row
-    (h // ways) * sk, sk x sq a head), both in the MXM dtype, which is also the transposes'
-    exact dtype. Returns the context tensor (sq x d, fp32)."""
-    from lpu_emu.compiler.lowering import ACC, MmStep, Term
-    mxm, p, dh = low.mode.exact, len(vs), d // heads
+def transpose_v(low: Lowering, name: str, out_name: str, vs: tuple[str, ...], sk: int,
+                d: int) -> tuple[str, ...]:
+    """V^T's parts (d x sk, the MXM dtype) from V's (sk x d): `context`'s stationary operand,
+    made while the softmax runs on the VXM (the planes are idle then)."""
+    mxm = low.mode.exact
     vts = []
     for i, part in enumerate(vs):
         vt = low.tensor(low.fresh(f"{out_name}.vT{i}"), d, sk, dtype=mxm)
         low.steps.append(low._transpose(vt, (part,), mxm, f"{name} v transposed"))
         vts.append(vt)
+    return tuple(vts)
+
+
+def context(low: Lowering, name: str, out_name: str, vts: tuple[str, ...],
+            probs_t: list[tuple[str, ...]], sq: int, sk: int, d: int, heads: int) -> str:
+    """C = (V^T P^T)^T by head dimensions (module doc): `vts` are V^T's parts (`transpose_v`),
+    `probs_t` P^T's parts by way (`Lowering.softmax_ways`: head h in way h % ways from row
+    (h // ways) * sk, sk x sq a head), both in the MXM dtype, which is also the transposes'
+    exact dtype. Returns the context tensor (sq x d, fp32)."""
+    from lpu_emu.compiler.lowering import ACC, MmStep, Term
+    mxm, p, dh = low.mode.exact, len(vts), d // heads
     # C^T in the parts its transpose takes: one rounded part, written so by the epilogue, or
     # fp32 split into exact parts (fp32 mode)
     rounded = low.mode.transpose_parts == 1

@@ -1138,9 +1138,10 @@ class Lowering:
             self.steps.append(MmStep(st, (Term(ks, qs, "IWT", p, (hmask, h), k_tiles=(tile,)),),
                                      epi, mxm, f"{n.name} scores h{h}", out_row=row, rows=sk))
         if by_d:
+            vts = attention.transpose_v(self, n.name, n.outputs[0], vs, sk, d)
             pts = self.softmax_ways(sts, sk, sq, heads, n.name, p, exact)
             self.exprs[n.outputs[0]] = E.Leaf(attention.context(
-                self, n.name, n.outputs[0], vs, pts, sq, sk, d, heads))
+                self, n.name, n.outputs[0], vts, pts, sq, sk, d, heads))
             return
         st = sts[0]
         if mxm == exact:  # the probabilities in parts, transposed part by part (exactly)

@@ -44,6 +44,8 @@ def test_a_long_sequence_lowers_by_head_dimensions():
     assert [n for n in notes if n.startswith("attention.node context")] == [
         "attention.node context h0", "attention.node context h1", "attention.node context"]
     assert not any("probs" in n for n in notes)
+    # V^T is made before the softmax, while the planes would otherwise wait for it
+    assert notes.index("attention.node v transposed") < notes.index("attention.node max")
 
 
 def test_a_short_sequence_lowers_by_queries():
