@@ -1123,9 +1123,9 @@ class Lowering:
         exact = self.mode.exact
         by_d = mxm == exact and attention.by_dimensions(self.target, sq, sk, d, heads, p,
                                                         self.mode.transpose_parts, mxm)
-        # scores, transposed: s^T[h*sk + j, i] = scale * k_h[j] . q_h[i] + mask^T; by head
-        # dimensions the heads are dealt over SOFTMAX_WAYS tensors (`softmax_ways`)
-        ways = min(SOFTMAX_WAYS, heads) if by_d else 1
+        # scores, transposed: s^T[h*sk + j, i] = scale * k_h[j] . q_h[i] + mask^T; where the
+        # softmax writes the MXM's parts, the heads are dealt over SOFTMAX_WAYS tensors
+        ways = min(SOFTMAX_WAYS, heads) if mxm == exact else 1
         sts = [self.tensor(self.fresh(f"{n.outputs[0]}.scoresT"),
                            len(range(w, heads, ways)) * sk, sq) for w in range(ways)]
         for h in range(heads):
@@ -1143,20 +1143,21 @@ class Lowering:
             self.exprs[n.outputs[0]] = E.Leaf(attention.context(
                 self, n.name, n.outputs[0], vts, pts, sq, sk, d, heads))
             return
-        st = sts[0]
         if mxm == exact:  # the probabilities in parts, transposed part by part (exactly)
             ps = []
-            for i, part in enumerate(self.softmax_rows(st, sk, sq, heads, n.name, p, exact)):
+            by_way = self.softmax_ways(sts, sk, sq, heads, n.name, p, exact)
+            for i in range(p):
                 probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs{i}"), heads * sq, sk,
                                     dtype=exact)
                 for h in range(heads):
+                    part, row = by_way[h % ways][i], (h // ways) * sk
                     self.steps.append(self._transpose(probs, (part,), exact,
-                                                      f"{n.name} probs h{h}", x_row=h * sk,
+                                                      f"{n.name} probs h{h}", x_row=row,
                                                       x_rows=sk, out_row=h * sq))
                 ps.append(probs)
             ps = tuple(ps)
-        else:
-            pt = self.softmax_rows(st, sk, sq, heads, n.name)
+        else:  # one way
+            pt = self.softmax_rows(sts[0], sk, sq, heads, n.name)
             probs = self.tensor(self.fresh(f"{n.outputs[0]}.probs"), heads * sq, sk)
             pts = self.tparts(E.Leaf(pt), heads * sk, sq)
             for h in range(heads):

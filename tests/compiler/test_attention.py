@@ -55,6 +55,16 @@ def test_a_short_sequence_lowers_by_queries():
     assert notes[-1] == "attention.node context" and "attention.node v transposed" not in notes
 
 
+def test_by_queries_deals_the_heads_over_two_ways_too():
+    """Three heads by queries: each head's probabilities are transposed from its way's tensor
+    (heads 0 and 2 from one, at rows 0 and 16; head 1 from the other), into one tensor."""
+    g, _ = attention_case(16, 16, 48, 3)
+    steps = [s for s in lower(g, mode("bf16"), LP30).steps
+             if s.note.startswith("attention.node probs")]
+    assert [(s.x_row, s.out_row) for s in steps] == [(0, 0), (0, 16), (16, 32)]
+    assert steps[0].x == steps[2].x != steps[1].x and len({s.out for s in steps}) == 1
+
+
 def test_fp32_transposes_each_part_of_v():
     notes = _notes(64, 64, 64, 2, "fp32")
     assert notes.count("attention.node v transposed") == 2

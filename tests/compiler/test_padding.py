@@ -103,11 +103,13 @@ def test_classes_of_padding_lanes():
 
 
 def test_narrow_modes_clamp_the_built_in_layers_finite_padding():
-    """fp16: LayerNorm's squared deviations (two parts each) and the softmax probabilities are
-    clamped; fp8: the probabilities (its reductions are bf16). Nothing is zeroed."""
+    """fp16: LayerNorm's squared deviations (two parts each) and the softmax probabilities (of
+    each of the two heads' ways) are clamped; fp8: the probabilities (its reductions are bf16).
+    Nothing is zeroed."""
     w = random_weights(64, 128, seed=0)
-    for dtype, want in (("fp16", {"v_fp160_33", "v_fp161_34", "v_fp160_52", "v_fp161_53",
-                                  "attention_scoresT_16_p_fp160_20"}),
+    for dtype, want in (("fp16", {"v_fp160_38", "v_fp161_39", "v_fp160_57", "v_fp161_58",
+                                  "attention_scoresT_16_p_fp160_24",
+                                  "attention_scoresT_17_p_fp160_25"}),
                         ("fp8", {"attention_probs_21_fp8e4m30_24"})):
         low = lower(bert_encoder_layer(w, seq=4, heads=2), mode(dtype), LP30)
         old = {id(s) for s in low.steps}
