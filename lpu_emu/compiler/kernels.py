@@ -139,9 +139,21 @@ class Segment:
     chunk: int | None = None
 
 
+def consumed(target: Target, s: Slot) -> list[int]:
+    """The stream codes a slot reads (at its issue cycle)."""
+    ops = dict(s.operands)
+    codes = []
+    for o in target.ins(s.mnemonic).operands:
+        if o.kind == "stream" and o.role == "in":
+            codes += range(ops[o.name], ops[o.name] + operand_width(target, o, s.dtype, ops))
+    return codes
+
+
 @dataclass(frozen=True)
 class Held:
-    """The VXM ALUs and the stream indices (by direction: west True) a kernel uses."""
+    """The VXM ALUs and the stream indices (by direction: west True) a kernel uses: what the
+    next VXM kernel avoids where it can, so that the scheduler may start it before this one is
+    done with them (`schedule.spans`)."""
 
     alus: frozenset[int]
     streams: dict[bool, set[int]]
@@ -152,13 +164,7 @@ def held(target: Target, kernel: Kernel) -> Held:
     alus = frozenset(s.queue for p in kernel.pipes for s in p.slots if s.queue in vxm)
     streams: dict[bool, set[int]] = {True: set(), False: set()}
     for p in kernel.pipes:
-        codes = set(placements(target, p))
-        for s in p.slots:
-            ops = dict(s.operands)
-            for o in target.ins(s.mnemonic).operands:
-                if o.kind == "stream" and o.role == "in":
-                    codes.update(range(ops[o.name],
-                                       ops[o.name] + operand_width(target, o, s.dtype, ops)))
+        codes = set(placements(target, p)).union(*(consumed(target, s) for s in p.slots))
         for code in codes:
             index, west = stream_parts(code)
             streams[west].add(index)
@@ -169,10 +175,11 @@ def elementwise(target: Target, note: str, segments: list[Segment],
                 locs: dict[str, Loc], before: Held | None = None) -> Kernel:
     """Each segment's Expr, one vector a cycle, chunk after chunk, segment after segment.
 
-    A pass takes other streams than the pass before it where there are enough: it reads other
-    slices (the next chunk, the next head's tensor), and on the same streams it could place
-    nothing until the pass before had issued its last instruction (`after`); on its own it
-    follows that pass back to back."""
+    A pass takes other streams and ALUs than the pass before it (the first, than the kernel
+    `before` it) where there are enough: it reads other slices (the next chunk, the other way
+    of a softmax's heads), and on the same streams it could place nothing until the pass before
+    had issued its last instruction (`after`); on streams and ALUs of its own it runs beside
+    that pass, or follows it back to back where they share slices."""
     pipes: list[Pipe] = []
     work = 0
     prev = before.streams if before else None
@@ -182,9 +189,9 @@ def elementwise(target: Target, note: str, segments: list[Segment],
         for c in range(seg.out.nchunks) if seg.chunk is None else (seg.chunk,):
             slots, s, taken = _other_alus(target, locs, note, seg, c, prev, prev_alus)
             pipe = Pipe(slots, rows, 0)
-            # sharing nothing with the passes before, a pass starts with the first
-            pipe.start = max([after(target, pipes, pipe)]
-                             + [pipes[0].first() - pipe.first() for _ in pipes[:1]])
+            pipe.start = after(target, pipes, pipe)
+            if pipes:  # sharing nothing with the passes before, a pass starts with the first
+                pipe.start = max(pipe.start, pipes[0].first() - min(x.t for x in slots))
             pipes.append(pipe)
             prev, prev_alus = s.used, taken
             work += E.size(seg.ex)[0] * rows
@@ -590,8 +597,9 @@ def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
     back after its latency L, so L interleaved chains share the ALU (row r joins chain r mod L),
     each started by the immediate form (x op identity); at the end a Mov lines the chains' last
     values up and one more op combines them. A reduction takes other ALUs and streams than the
-    one before it where there are enough, so it starts while that one's result is combined and
-    written; one that shares them waits for it."""
+    one before it (the first, than the kernel `before` it) where there are enough, so it starts
+    while that one's result is combined and written, or beside it over other slices; one that
+    shares them waits for it."""
     op, first, identity = CHAIN[how]
     lat = target.latency(op)
     if target.latency(first) != lat or lat != 2 * target.latency("Mov"):

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lpu_emu.compiler.kernel import Kernel
-from lpu_emu.compiler.kernels import operand_width, placements
+from lpu_emu.compiler.kernels import consumed, placements
 from lpu_emu.compiler.target import Target
 from lpu_emu.core.plan import pair_partners
 from lpu_emu.spec.isa import PAIRED_WIDTH
@@ -72,21 +72,11 @@ def spans(kernel: Kernel, target: Target) -> dict:
             if (s.mnemonic == "ACC" and s.queue in partners
                     and target.width(s.dtype) == PAIRED_WIDTH):
                 use(("q", partners[s.queue]), first, last)
-            for code in _consumed(target, s):
+            for code in consumed(target, s):
                 use(("s", code), first, first + tail)
         for code, (_, lo, hi) in placements(target, p).items():
             use(("s", code), p.start + lo, p.start + hi + tail)
     return out
-
-
-def _consumed(target: Target, s) -> list[int]:
-    """The stream codes a slot reads (at its issue cycle)."""
-    ops = dict(s.operands)
-    codes = []
-    for o in target.ins(s.mnemonic).operands:
-        if o.kind == "stream" and o.role == "in":
-            codes += range(ops[o.name], ops[o.name] + operand_width(target, o, s.dtype, ops))
-    return codes
 
 
 def data_bound(placed: list[Placed], target: Target) -> int:
