@@ -100,13 +100,14 @@ def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
     index that the earlier pipe uses from other places than this one (other MEM slices: another
     chunk or tensor) must carry the earlier pipe's values to their consumers first: a value
     placed on the same diagonal upstream of one still in flight would replace it. So then this
-    pipe places nothing until the earlier one has issued its last instruction. Pipes placing
-    from the same places (the next rows of the same tensors) follow back to back: their first
-    value lands after the earlier pipe's last (two ops of different latencies on one ALU)."""
+    pipe places nothing on it until the earlier one's last value there has landed and been
+    read (a later placement is never upstream of an earlier one on its diagonal, so none of
+    the earlier values can then be seen in place of this pipe's). Pipes placing from the same
+    places (the next rows of the same tensors) follow back to back: their first value lands
+    after the earlier pipe's last (two ops of different latencies on one ALU)."""
     if not pipes:
         return -pipe.first()
     mine = placements(target, pipe)
-    first = min(s.t for s in pipe.slots)
     by_queue: dict[int, int] = {}
     for s in pipe.slots:
         by_queue[s.queue] = min(by_queue.get(s.queue, s.t), s.t)
@@ -118,7 +119,8 @@ def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
             if code not in mine:
                 continue
             if mine[code][0] != where:
-                lo = max(lo, tail + max(s.t for s in p.slots) + 1 - first)
+                read = [s.t for s in p.slots if code in consumed(target, s)]
+                lo = max(lo, tail + max([last, *read]) + 1 - mine[code][1])
             else:
                 lo = max(lo, tail + last + 1 - mine[code][1])
         for s in p.slots:

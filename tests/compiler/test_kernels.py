@@ -13,7 +13,7 @@ from test_ops import attention_case
 from lpu_emu.compiler.builder import GraphBuilder
 from lpu_emu.compiler.dataflow import CompileError, Slot
 from lpu_emu.compiler.kernel import Pipe
-from lpu_emu.compiler.kernels import _check_period, placements
+from lpu_emu.compiler.kernels import _check_period, after, placements
 from lpu_emu.compiler.pipeline import compile_graph
 from lpu_emu.compiler.target import Target
 from lpu_emu.spec.encoding import stream_code
@@ -164,3 +164,16 @@ def test_a_reductions_feedback_flows_away_from_its_output():
         f, g, h = ops["Mov"]["x"], ops["Mov"]["z"], ops["Max"]["z"]
         assert [bool(c & WEST) for c in (f, g, h)] == [not west, not west, west]
     check(graph, inputs, "bf16")
+
+
+def test_a_pipe_from_other_places_waits_only_for_the_values_on_its_streams():
+    """Pipe A reads a row of MEM_W77 (position 3) onto stream 0 east, a Mov at the VXM
+    (position 81) takes it 78 hops later, and another Mov issues at cycle 200 on other streams.
+    Pipe B reads MEM_W70 (position 10) onto the same stream: it may place there once A's value
+    has been read (cycle 79), not only after A's last issue (200)."""
+    s0, s1, s2, s3 = (stream_code(i, False) for i in range(4))
+    read = Slot(5, "Read", "int8", (("src", (0, 0)), ("dst", s0)), 0, "mem", 1)
+    a = Pipe([read, Slot(83, "Mov", "int8", (("x", s0), ("z", s1)), 79),
+              Slot(84, "Mov", "int8", (("x", s2), ("z", s3)), 200)], 1)
+    b = Pipe([Slot(12, "Read", "int8", (("src", (0, 0)), ("dst", s0)), 0, "mem", 1)], 1)
+    assert after(LP30, [a], b) == 79  # its value lands at 80, after A's read at 79
