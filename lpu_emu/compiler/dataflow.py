@@ -122,20 +122,23 @@ class Streams:
 
     held: dict[bool, set[int]] = field(default_factory=lambda: {False: set(), True: set()})
     from_top: bool = False  # hand out the highest free group first (see `Alus`)
+    # free, but handed out only when no other group is (the pass before's: `kernels.after`)
+    avoid: dict[bool, set[int]] = field(default_factory=lambda: {False: set(), True: set()})
 
     def take(self, west: bool, width: int, at: int | None = None) -> int:
         """A free group of `width` streams aligned to its width (at index `at`, if given: a
-        group `hold` kept for the value that must sit there)."""
+        group `hold` kept for the value that must sit there), one outside `avoid` if any."""
         taken = self.used[west] | self.blocked[west] | (self.held[west] if at is None
                                                          else set())
         first = -(-self.lo // width) * width
-        bases = [at] if at is not None else range(first, self.hi - width + 1, width)
+        bases = [at] if at is not None else list(range(first, self.hi - width + 1, width))
         if self.from_top and at is None:
-            bases = reversed(bases)
-        for base in bases:
-            if not any(base + i in taken for i in range(width)):
-                self.used[west].update(range(base, base + width))
-                return base
+            bases.reverse()
+        for skip in (taken | self.avoid[west], taken):
+            for base in bases:
+                if not any(base + i in skip for i in range(width)):
+                    self.used[west].update(range(base, base + width))
+                    return base
         raise CompileError(f"no free group of {width} streams flowing "
                            f"{'west' if west else 'east'}")
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -336,19 +337,18 @@ def _other_streams(target: Target, make: Callable, base: dict[bool, set[int]] | 
                    prefer_not: dict[bool, set[int]] | None, from_top: bool = False):
     """make(streams) -> slots, on streams outside `base` and, where there are enough, outside
     `prefer_not` too (the pass before's: a pass reading other slices than it follows it back
-    to back on streams of its own, see `after`); (slots, the Streams used)."""
-    def streams(extra: dict[bool, set[int]] | None) -> Streams:
-        blocked = {w: set((base or {}).get(w, ())) | set((extra or {}).get(w, ()))
-                   for w in (True, False)}
-        return Streams(0, target.streams, blocked=blocked, from_top=from_top)
-
-    if prefer_not:
-        s = streams(prefer_not)
-        try:
+    to back on streams of its own, see `after`); else on as few of those as the groups left
+    allow (`Streams.avoid`), else on any; (slots, the Streams used)."""
+    no = {w: set((base or {}).get(w, ())) for w in (True, False)}
+    extra = {w: set((prefer_not or {}).get(w, ())) for w in (True, False)}
+    ways = [Streams(0, target.streams, blocked={w: no[w] | extra[w] for w in no},
+                    from_top=from_top),
+            Streams(0, target.streams, blocked=no, from_top=from_top, avoid=extra)
+            ] if prefer_not else []
+    for s in ways:
+        with contextlib.suppress(CompileError):
             return make(s), s
-        except CompileError:
-            pass
-    s = streams(None)
+    s = Streams(0, target.streams, blocked=no, from_top=from_top)
     return make(s), s
 
 

@@ -11,7 +11,7 @@ from compiler_helpers import both_cores, check, compare, random_inputs, single
 from test_ops import attention_case
 
 from lpu_emu.compiler.builder import GraphBuilder
-from lpu_emu.compiler.dataflow import CompileError, Slot
+from lpu_emu.compiler.dataflow import CompileError, Slot, Streams
 from lpu_emu.compiler.kernel import Pipe
 from lpu_emu.compiler.kernels import _check_period, after, placements
 from lpu_emu.compiler.pipeline import compile_graph
@@ -177,3 +177,15 @@ def test_a_pipe_from_other_places_waits_only_for_the_values_on_its_streams():
               Slot(84, "Mov", "int8", (("x", s2), ("z", s3)), 200)], 1)
     b = Pipe([Slot(12, "Read", "int8", (("src", (0, 0)), ("dst", s0)), 0, "mem", 1)], 1)
     assert after(LP30, [a], b) == 79  # its value lands at 80, after A's read at 79
+
+
+def test_streams_hand_out_avoided_groups_last():
+    """`avoid` (the pass before's streams) is handed out only once nothing else is free, group
+    by group; `blocked` never."""
+    s = Streams(0, 12, blocked={False: {8, 9, 10, 11}, True: set()},
+                avoid={False: {0, 1, 2, 3}, True: set()})
+    assert [s.take(False, 4), s.take(False, 4)] == [4, 0]
+    with pytest.raises(CompileError, match="no free group of 4 streams flowing east"):
+        s.take(False, 4)
+    top = Streams(0, 12, from_top=True, avoid={False: set(), True: {8, 9, 10, 11}})
+    assert [top.take(True, 4), top.take(True, 4), top.take(True, 4)] == [4, 0, 8]
