@@ -190,7 +190,11 @@ def elementwise(target: Target, note: str, segments: list[Segment],
     for seg in segments:
         rows = seg.out.rows - seg.row0 if seg.rows is None else seg.rows
         for c in range(seg.out.nchunks) if seg.chunk is None else (seg.chunk,):
-            slots, s, taken = _other_alus(target, locs, note, seg, c, prev, prev_alus)
+            slots, s, taken = _other_alus(
+                target, lambda st, units, seg=seg, c=c: timed(
+                    target, [Write(build(seg.ex, c, locs, {}, note, None, seg.row0), seg.out,
+                                   c, seg.row0, 1, note)], st, units),
+                None, prev_alus, None, prev, from_top=True)
             pipe = Pipe(slots, rows, 0)
             pipe.start = after(target, pipes, pipe)
             if pipes:  # sharing nothing with the passes before, a pass starts with the first
@@ -199,30 +203,6 @@ def elementwise(target: Target, note: str, segments: list[Segment],
             prev, prev_alus = s.used, taken
             work += E.size(seg.ex)[0] * rows
     return Kernel(note, pipes, "vxm", {"alu": work})
-
-
-def _other_alus(target: Target, locs: dict[str, Loc], note: str, seg: Segment, c: int,
-                prev: dict[bool, set[int]] | None, prev_alus: set[int]):
-    """One elementwise pass's slots on other ALUs and streams than the pass before where there
-    are enough (`_other_streams`): over other slices it then runs beside that pass, not after
-    it; (slots, the Streams used, the ALUs taken)."""
-    for avoid in ([prev_alus] if prev_alus else []) + [set()]:
-        taken: list[int] = []
-
-        def one(s: Streams, avoid=avoid, taken=taken) -> list[Slot]:
-            units = Alus(target, from_top=True, avoid=avoid)
-            root = build(seg.ex, c, locs, {}, note, None, seg.row0)
-            slots = timed(target, [Write(root, seg.out, c, seg.row0, 1, note)], s, units)
-            taken[:] = units.taken
-            return slots
-        try:
-            slots, s = _other_streams(target, one, None, prev, from_top=True)
-        except CompileError:
-            if avoid:
-                continue
-            raise
-        return slots, s, set(taken)
-    raise AssertionError("unreachable: the last try avoids nothing")
 
 
 @dataclass(frozen=True)
@@ -290,6 +270,7 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     load_alus, feed_alus = alus[-2:], alus[:-2]
     prevs: list[Pass | None] = [None] * sets
     last_feed: list[dict[bool, set[int]] | None] = [None] * sets
+    last_alus: list[set[int]] = [set() for _ in range(sets)]
     # each set's feeds keep to their own streams, so that one set's feed need not wait for
     # another's values to clear a stream (`after`)
     feeding: list[dict[bool, set[int]]] = [{True: set(), False: set()} for _ in range(sets)]
@@ -315,10 +296,10 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
             last = i == len(job.passes) - 1
             others = [u for j, u in enumerate(feeding) if j != k % sets]
             taken = {w: b.union(*(u[w] for u in others)) for w, b in blocked.items()}
-            slots, s_main = _other_streams(
-                target, lambda s, ps=ps, job=job, planes=planes, last=last: timed(
+            slots, s_main, last_alus[k % sets] = _other_alus(
+                target, lambda s, alus, ps=ps, job=job, planes=planes, last=last: timed(
                     target, _feed(target, note, ps, job, planes, mxm_dtype, last, locs), s,
-                    Alus(target, feed_alus)), taken, last_feed[k % sets])
+                    alus), feed_alus, last_alus[k % sets], taken, last_feed[k % sets])
             pipe = Pipe(slots, job.rows, period=period)
             last_feed[k % sets] = s_main.used
             acc_ts = [s.t for s in pipe.slots if s.mnemonic == "ACC"]
@@ -331,6 +312,30 @@ def mxm(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes: list
     macs = sum(j.rows * ps.k_rows * sum(j.out.chunk_cols(c) for c in j.out_chunks)
                for j in jobs for ps in j.passes)
     return Kernel(note, pipes + loads + feeds, "mxm", {"macs": macs})
+
+
+def _other_alus(target: Target, make: Callable, pool: list[int] | None, avoid: set[int],
+                base: dict[bool, set[int]] | None, prefer_not: dict[bool, set[int]] | None,
+                from_top: bool = False):
+    """make(streams, alus) -> a pass's slots on ALUs of `pool` (None: all) other than the pass
+    before's (`avoid`) where there are enough, so that it need not wait for that pass to leave
+    them, and on other streams (`_other_streams`); (slots, the Streams used, the ALUs taken)."""
+    for shun in ([avoid] if avoid else []) + [set()]:
+        taken: list[int] = []
+
+        def one(s: Streams, shun=shun, taken=taken) -> list[Slot]:
+            units = Alus(target, pool, from_top=from_top, avoid=shun)
+            slots = make(s, units)
+            taken[:] = units.taken
+            return slots
+        try:
+            slots, s = _other_streams(target, one, base, prefer_not, from_top)
+        except CompileError:
+            if shun:
+                continue
+            raise
+        return slots, s, set(taken)
+    raise AssertionError("unreachable: the last try avoids nothing")
 
 
 def _other_streams(target: Target, make: Callable, base: dict[bool, set[int]] | None,
@@ -389,6 +394,7 @@ def mxm_split(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes
     ready = {q: 0 for q in planes}  # when each plane's queue takes its next instruction
     prev: dict[int, Pass | None] = {q: None for q in planes}
     last_feed: dict[bool, set[int]] | None = None
+    last_alus: set[int] = set()
     for job in jobs:
         t = max(ready.values())
         for q in planes:
@@ -415,10 +421,10 @@ def mxm_split(target: Target, note: str, jobs: list[Job], mxm_dtype: str, planes
                 ready[q] += lat_iw
                 prev[q] = ps
             last = r == half - 1
-            slots, s_main = _other_streams(
-                target, lambda s, pair=pair, job=job, last=last: timed(
+            slots, s_main, last_alus = _other_alus(
+                target, lambda s, alus, pair=pair, job=job, last=last: timed(
                     target, _split_feed(target, note, pair, job, mxm_dtype, last, locs), s,
-                    Alus(target, feed_alus)), blocked, last_feed)
+                    alus), feed_alus, last_alus, blocked, last_feed)
             pipe = Pipe(slots, job.rows, period=period)
             _check_period(target, pipe)
             last_feed = s_main.used

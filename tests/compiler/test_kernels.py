@@ -189,3 +189,22 @@ def test_streams_hand_out_avoided_groups_last():
         s.take(False, 4)
     top = Streams(0, 12, from_top=True, avoid={False: set(), True: {8, 9, 10, 11}})
     assert [top.take(True, 4), top.take(True, 4), top.take(True, 4)] == [4, 0, 8]
+
+
+def test_a_matmuls_feeds_take_other_alus_than_the_feed_before():
+    """x (128 x 384) @ W + b in bf16: two row blocks, each fed with its epilogue (the bias
+    add) on VXM ALUs; the second block's feed takes other ALUs than the first's, so it need
+    not wait for the first's epilogue to leave them."""
+    rng = np.random.default_rng(5)
+    b = GraphBuilder("mm")
+    x = b.input("x", (128, 384))
+    y = b.matmul(x, b.constant("w", rng.standard_normal((384, 320)).astype(np.float32)))
+    b.output(b.add(y, b.constant("b", rng.standard_normal(320).astype(np.float32))), "y")
+    graph = b.build()
+    compiled, k = _kernel(graph, "matmul", "bf16")
+    vxm = {a.index for a in compiled.target.vxm_alus}
+    feeds = sorted((p for p in k.pipes if any(s.mnemonic == "ACC" for s in p.slots)),
+                   key=lambda p: p.start)
+    alus = [{s.queue for s in p.slots if s.queue in vxm} for p in feeds]
+    assert len(alus) == 2 and alus[0] and alus[1] and not alus[0] & alus[1]
+    check(graph, {"x": rng.standard_normal((128, 384)).astype(np.float32)}, "bf16")

@@ -108,5 +108,5 @@ def test_the_data_bound_of_a_compiled_layer_is_below_its_schedule():
     from lpu_emu.compiler.builtin import build
     c = build("bert-layer", seq=16, dtype="bf16").compiled
     end = max(p.end for p in c.placed)
-    assert data_bound(c.placed, LP30) == 9_394
-    assert end == 11_994
+    assert data_bound(c.placed, LP30) == 9_362
+    assert end == 11_965
