@@ -91,8 +91,8 @@ def context(low: Lowering, name: str, out_name: str, vts: tuple[str, ...],
     rounded = low.mode.transpose_parts == 1
     ct = low.tensor(low.fresh(f"{out_name}.contextT"), d, sq, dtype=mxm if rounded else "fp32")
     epilogue = E.Ex("Cvt", (ACC,), dtype2=mxm) if rounded else ACC
+    ways = len(probs_t)
     for h in range(heads):
-        ways = len(probs_t)
         term = Term(tuple(vts), probs_t[h % ways], "IW", p, x_row=h * dh,
                     w_row=(h // ways) * sk)
         low.steps.append(MmStep(ct, (term,), epilogue, mxm, f"{name} context h{h}",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
@@ -1058,8 +1059,8 @@ class Lowering:
         ways = len(sts)
         mine = [len(range(w, groups, ways)) for w in range(ways)]
 
-        def per_way(what: str, n_rows, dt: str = "fp32") -> list[str]:
-            return [self.tensor(self.fresh(f"{sts[w]}.{what}"), n_rows(w), cols, dtype=dt)
+        def per_way(what: str, n_rows: Callable[[int], int]) -> list[str]:
+            return [self.tensor(self.fresh(f"{sts[w]}.{what}"), n_rows(w), cols)
                     for w in range(ways)]
         m = per_way("max", lambda w: mine[w])
         z = per_way("sum", lambda w: mine[w])
