@@ -150,11 +150,6 @@ class Streams:
 
 
 
-def stream_codes(used: dict[bool, set[int]]) -> set[int]:
-    """The stream codes of indices by direction (a Streams' `used`)."""
-    return {stream_code(i, w) for w, s in used.items() for i in s}
-
-
 class Alus:
     """The VXM ALU queues a kernel may use, handed out one per op; and the SXM units.
 

@@ -22,7 +22,6 @@ from lpu_emu.compiler.dataflow import (
     Slot,
     Streams,
     Write,
-    stream_codes,
     timed,
 )
 from lpu_emu.compiler.kernel import Kernel, Pipe
@@ -606,14 +605,14 @@ def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
     each started by the immediate form (x op identity); at the end a Mov lines the chains' last
     values up and one more op combines them. A reduction takes other ALUs and streams than the
     one before it (the first, than the kernel `before` it) where there are enough, so it starts
-    while that one's result is combined and written, or beside it over other slices; one that
-    shares them waits for it."""
+    while that one's result is combined and written, or beside it over other slices; where they
+    share queues or streams, `after` keeps them apart (the chains, and the combine and write
+    at the end)."""
     op, first, identity = CHAIN[how]
     lat = target.latency(op)
     if target.latency(first) != lat or lat != 2 * target.latency("Mov"):
         raise CompileError(f"colreduce needs {op} and {first} of one latency, twice Mov's")
     pipes: list[Pipe] = []
-    done: list[tuple[set[int], set[int], int]] = []  # ALUs, stream codes, result written
     prev: tuple[set[int], dict[bool, set[int]]] = (
         (set(before.alus), before.streams) if before else (set(), {True: set(), False: set()}))
     alu_work = 0
@@ -624,22 +623,23 @@ def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
             except CompileError:
                 chain, codes, alus, used = _chain(target, note, how, part, c, locs, set(),
                                                   {True: set(), False: set()})
-            mine = stream_codes(used)
             # the chain op of row r issues at base + r: as early as the pipes before allow,
             # and no pipe's first issue before the kernel's first
-            base = max([-(1 << 40)] + [t for a, u, t in done if a & alus or u & mine])
+            base = -(1 << 40)
             first = min((p.first() for p in pipes), default=None)
             for r0, pipe, t_op, _ in chain:
                 base = max(base, after(target, pipes, pipe) + t_op - r0)
                 if first is not None:
                     base = max(base, first + t_op - r0 - min(s.t for s in pipe.slots))
+
+            def tail_at(base: int, chain=chain, codes=codes, part=part, c=c) -> Pipe:
+                return _combine(target, note, op, lat, codes, min(lat, part.rows),
+                                base + part.rows, chain[-1][3], part.out, c, part.out_row)
+            base += max(0, after(target, pipes, tail_at(base)))  # its combine and write too
             for r0, pipe, t_op, _ in chain:
                 pipe.start = base - t_op + r0
                 pipes.append(pipe)
-            tail = _combine(target, note, op, lat, codes, min(lat, part.rows),
-                            base + part.rows, chain[-1][3], part.out, c, part.out_row)
-            pipes.append(tail)
-            done.append((alus, mine, max(x.t for x in tail.slots) + 1))
+            pipes.append(tail_at(base))
             prev = (alus, used)
             alu_work += (E.size(part.ex)[0] + 1) * part.rows
     return Kernel(note, pipes, "vxm", {"alu": alu_work})

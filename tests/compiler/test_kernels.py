@@ -208,3 +208,22 @@ def test_a_matmuls_feeds_take_other_alus_than_the_feed_before():
     alus = [{s.queue for s in p.slots if s.queue in vxm} for p in feeds]
     assert len(alus) == 2 and alus[0] and alus[1] and not alus[0] & alus[1]
     check(graph, {"x": rng.standard_normal((128, 384)).astype(np.float32)}, "bf16")
+
+
+def test_reductions_on_one_alu_follow_each_other_back_to_back():
+    """Four heads' maxima over 64 keys, two ways: heads 0 and 2 share an ALU, as do 1 and 3.
+    On each ALU the second recurrence's first op issues the cycle after the first's combine
+    (132 ops in 132 cycles: 64 + 64 rows and each combine's Mov and Max), not once its result
+    has been written as well."""
+    graph, inputs = attention_case(64, 64, 64, 4)
+    _, k = _kernel(graph, "attention.node max", "bf16")
+    ops: dict[int, list[int]] = {}
+    for p in k.pipes:
+        for s in p.slots:
+            if s.mnemonic in ("MaxI", "Max", "Mov"):
+                ops.setdefault(s.queue, []).extend(p.start + s.t + i * p.period
+                                                   for i in range(p.count))
+    assert len(ops) == 2
+    for cycles in ops.values():
+        assert sorted(cycles) == list(range(min(cycles), min(cycles) + 132))
+    check(graph, inputs, "bf16")
