@@ -19,7 +19,9 @@ from lpu_emu.compiler.kernel import Kernel
 from lpu_emu.compiler.lowering import MapStep, MmStep, ReduceStep, Term, TransposeStep
 from lpu_emu.compiler.placement import Loc
 from lpu_emu.compiler.precision import pairs
+from lpu_emu.compiler.schedule import spans
 from lpu_emu.compiler.target import Target
+from lpu_emu.spec.encoding import stream_parts
 
 
 def _mask(mask: tuple | None, locs: dict[str, Loc], dtype: str) -> Callable:
@@ -260,6 +262,19 @@ def runs(steps: list) -> list[list]:
     return out
 
 
+def _held(target: Target, kernel: Kernel) -> K.Held:
+    """The VXM ALUs and streams `kernel` uses (its resources in `schedule.spans`)."""
+    vxm = {a.index for a in target.vxm_alus}
+    alus, streams = set(), {True: set(), False: set()}
+    for kind, x in spans(kernel, target):
+        if kind == "q" and x in vxm:
+            alus.add(x)
+        elif kind == "s":
+            index, west = stream_parts(x)
+            streams[west].add(index)
+    return K.Held(frozenset(alus), streams)
+
+
 def kernels(target: Target, steps: list, locs: dict[str, Loc]) -> list[Kernel]:
     """Kernels for all steps in order, one run (see `runs`) at a time. A VXM kernel takes
     other ALUs and streams than the kernel before it where there are enough, so that it can
@@ -267,7 +282,7 @@ def kernels(target: Target, steps: list, locs: dict[str, Loc]) -> list[Kernel]:
     out: list[Kernel] = []
     for run in runs(steps):
         kind = _key(run[0])[0]
-        before = K.held(target, out[-1]) if out else None
+        before = _held(target, out[-1]) if out else None
         if kind == "map":
             out.extend(map_kernels(target, run, locs, before))
         elif kind == "reduce":

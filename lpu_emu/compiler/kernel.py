@@ -22,6 +22,7 @@ class Pipe:
     start: int = 0
     period: int = 1
     placements: dict | None = None  # cache of kernels.placements
+    reads: dict | None = None  # cache of kernels.last_reads
 
     def first(self) -> int:
         return self.start + min(s.t for s in self.slots)

@@ -27,7 +27,7 @@ from lpu_emu.compiler.dataflow import (
 from lpu_emu.compiler.kernel import Kernel, Pipe
 from lpu_emu.compiler.placement import Loc
 from lpu_emu.compiler.target import Target
-from lpu_emu.spec.encoding import stream_code, stream_parts
+from lpu_emu.spec.encoding import stream_code
 
 SXM_OPS = ("Distribute", "Permute", "Rotate", "ShiftUp", "ShiftDown")
 
@@ -93,6 +93,16 @@ def placements(target: Target, pipe: Pipe) -> dict[int, Placed]:
     return out
 
 
+def last_reads(target: Target, pipe: Pipe) -> dict[int, int]:
+    """Stream code -> the last cycle (relative to the pipe) a slot of the pipe reads it."""
+    if pipe.reads is None:
+        pipe.reads = {}
+        for s in pipe.slots:
+            for code in consumed(target, s):
+                pipe.reads[code] = max(pipe.reads.get(code, s.t), s.t)
+    return pipe.reads
+
+
 def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
     """The earliest start of `pipe` after the pipes before it in one kernel.
 
@@ -119,8 +129,8 @@ def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
             if code not in mine:
                 continue
             if mine[code][0] != where:
-                read = [s.t for s in p.slots if code in consumed(target, s)]
-                lo = max(lo, tail + max([last, *read]) + 1 - mine[code][1])
+                read = last_reads(target, p).get(code, last)
+                lo = max(lo, tail + max(last, read) + 1 - mine[code][1])
             else:
                 lo = max(lo, tail + last + 1 - mine[code][1])
         for s in p.slots:
@@ -128,6 +138,15 @@ def after(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
                 lo = max(lo, tail + s.t + target.occupancy(s.mnemonic, s.dtype)
                          - by_queue[s.queue])
     return lo
+
+
+def _after_first(target: Target, pipes: list[Pipe], pipe: Pipe) -> int:
+    """`after`, and no earlier than the kernel's first issue: a VXM pass that shares nothing
+    with the pipes before it starts with them."""
+    start = after(target, pipes, pipe)
+    if pipes:
+        start = max(start, min(p.first() for p in pipes) - min(s.t for s in pipe.slots))
+    return start
 
 
 @dataclass(frozen=True)
@@ -161,18 +180,6 @@ class Held:
     streams: dict[bool, set[int]]
 
 
-def held(target: Target, kernel: Kernel) -> Held:
-    vxm = {a.index for a in target.vxm_alus}
-    alus = frozenset(s.queue for p in kernel.pipes for s in p.slots if s.queue in vxm)
-    streams: dict[bool, set[int]] = {True: set(), False: set()}
-    for p in kernel.pipes:
-        codes = set(placements(target, p)).union(*(consumed(target, s) for s in p.slots))
-        for code in codes:
-            index, west = stream_parts(code)
-            streams[west].add(index)
-    return Held(alus, streams)
-
-
 def elementwise(target: Target, note: str, segments: list[Segment],
                 locs: dict[str, Loc], before: Held | None = None) -> Kernel:
     """Each segment's Expr, one vector a cycle, chunk after chunk, segment after segment.
@@ -195,9 +202,7 @@ def elementwise(target: Target, note: str, segments: list[Segment],
                                    c, seg.row0, 1, note)], st, units),
                 None, prev_alus, None, prev, from_top=True)
             pipe = Pipe(slots, rows, 0)
-            pipe.start = after(target, pipes, pipe)
-            if pipes:  # sharing nothing with the passes before, a pass starts with the first
-                pipe.start = max(pipe.start, pipes[0].first() - min(x.t for x in slots))
+            pipe.start = _after_first(target, pipes, pipe)
             pipes.append(pipe)
             prev, prev_alus = s.used, taken
             work += E.size(seg.ex)[0] * rows
@@ -623,23 +628,18 @@ def colreduce(target: Target, note: str, how: str, parts: list[Reduction],
             except CompileError:
                 chain, codes, alus, used = _chain(target, note, how, part, c, locs, set(),
                                                   {True: set(), False: set()})
-            # the chain op of row r issues at base + r: as early as the pipes before allow,
-            # and no pipe's first issue before the kernel's first
-            base = -(1 << 40)
-            first = min((p.first() for p in pipes), default=None)
-            for r0, pipe, t_op, _ in chain:
-                base = max(base, after(target, pipes, pipe) + t_op - r0)
-                if first is not None:
-                    base = max(base, first + t_op - r0 - min(s.t for s in pipe.slots))
-
-            def tail_at(base: int, chain=chain, codes=codes, part=part, c=c) -> Pipe:
-                return _combine(target, note, op, lat, codes, min(lat, part.rows),
-                                base + part.rows, chain[-1][3], part.out, c, part.out_row)
-            base += max(0, after(target, pipes, tail_at(base)))  # its combine and write too
+            # the chain op of row r issues at base + r: as early as the pipes before allow
+            base = max(_after_first(target, pipes, pipe) + t_op - r0
+                       for r0, pipe, t_op, _ in chain)
+            tail = _combine(target, note, op, lat, codes, min(lat, part.rows),
+                            base + part.rows, chain[-1][3], part.out, c, part.out_row)
+            # its combine and write too: the whole reduction moves later if they must
+            tail.start = max(0, after(target, pipes, tail)) if pipes else 0
+            base += tail.start
             for r0, pipe, t_op, _ in chain:
                 pipe.start = base - t_op + r0
                 pipes.append(pipe)
-            pipes.append(tail_at(base))
+            pipes.append(tail)
             prev = (alus, used)
             alu_work += (E.size(part.ex)[0] + 1) * part.rows
     return Kernel(note, pipes, "vxm", {"alu": alu_work})
