@@ -78,7 +78,7 @@ def _issues(t: Traced) -> list[str]:
     return out
 
 
-def placements(t: Traced) -> list[str]:
+def _placements(t: Traced) -> list[str]:
     pl = t.index.pl
     iss = t.plan.issues
     dn = t.dtype_names
@@ -146,7 +146,7 @@ def _counters(t: Traced) -> list[str]:
 
 def perfetto_json(t: Traced) -> str:
     """The whole trace as one JSON document (Trace Event Format, JSON object form)."""
-    events = _meta(t) + _issues(t) + placements(t) + _flows(t) + _counters(t)
+    events = _meta(t) + _issues(t) + _placements(t) + _flows(t) + _counters(t)
     meta = {"chip": t.chip.name, "clock_hz": t.chip.clock_hz, "program": t.name,
             "time_unit": "1 ts unit (shown as 1 us) = 1 cycle", "cycles": t.last_cycle}
     return ('{"displayTimeUnit":"ns","metadata":' + json.dumps(meta, sort_keys=True)
