@@ -28,6 +28,7 @@ from lpu_emu.core import events as E
 from lpu_emu.core import fast_loop as F
 from lpu_emu.core import jit_ops as J
 from lpu_emu.core import plan as PL
+from lpu_emu.core import simd
 from lpu_emu.core.events import EventLog, run_meta
 from lpu_emu.core.plan import Plan
 from lpu_emu.core.state import Machine
@@ -83,7 +84,7 @@ class CoreError(RuntimeError):
 def helpers_hash() -> str:
     """Hash of the modules compiled into the cached loop besides fast_loop.py itself."""
     h = hashlib.sha256()
-    for mod in (J, E):
+    for mod in (J, E, simd):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()[:16]
 

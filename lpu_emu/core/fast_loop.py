@@ -58,7 +58,17 @@ from lpu_emu.core.jit_ops import (
     int_op,
     nan_rule,
     njit,
-    njit_contract,
+)
+from lpu_emu.core.simd import (
+    COLUMNS1,
+    COLUMNS4,
+    COLUMNS8,
+    tile1,
+    tile1_fma,
+    tile4,
+    tile4_fma,
+    tile8,
+    tile8_fma,
 )
 
 # ---- Plan columns and violation kinds: frozen copies (numba compiles globals in as constants);
@@ -111,9 +121,6 @@ EV_LW, EV_IW, EV_ABC, EV_ACC, EV_SEND, EV_RECV, EV_VIOL = 7, 8, 9, 10, 11, 12, 1
 _ORDER = (NO_VALUE, WRONG_DTYPE, ADDRESS, BANK_CONFLICT, NO_WEIGHTS, TWO_PRODUCERS)
 NEVER = -(1 << 62)
 FOREVER = 1 << 62
-# columns per block of the float ACC batch kernel: 8 accumulator rows of 64 fp32 (2 KB) and the
-# weights' 320 x 64 block (80 KB); measured ~20% faster than whole 320-column rows
-FLOAT_BLOCK = 64
 # the side of the squares an IWT transposes the weight buffer in (32 x 32 bytes a plane: both
 # sides' rows stay in L1)
 TRANSPOSE_BLOCK = 32
@@ -716,71 +723,52 @@ def float_start(yb, bmeta, acc, plane, i, cols):
     return acc[plane, a, :cols].view(np.float32)
 
 
-def _float_group_kernel():
-    """A fresh copy of the float batch's inner kernel (compiled twice below, with and without
-    FMA contraction)."""
-    def float_group(xb, w, rc, yb, i, ng, rows, cols):
-        """yb[i..i+ng) (ng = 1, 4 or 8 ACCs, already holding their start values) += x . W,
-        k ascending, s + x*w per step; the ng ACCs share each weight row load. Column blocks of
-        FLOAT_BLOCK keep the ACCs' rows and the weight block near the core; 1-D views so that
-        the column loop vectorises."""
-        for j0 in range(0, cols, FLOAT_BLOCK):
-            j1 = min(cols, j0 + FLOAT_BLOCK)
-            n = j1 - j0
-            if ng == 8:
-                s0, s1, s2, s3 = yb[i, j0:j1], yb[i + 1, j0:j1], yb[i + 2, j0:j1], yb[i + 3, j0:j1]
-                s4, s5, s6, s7 = (yb[i + 4, j0:j1], yb[i + 5, j0:j1], yb[i + 6, j0:j1],
-                                  yb[i + 7, j0:j1])
-                x0, x1, x2, x3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
-                x4, x5, x6, x7 = xb[i + 4], xb[i + 5], xb[i + 6], xb[i + 7]
-                for k in range(rows):
-                    u0, u1, u2, u3 = x0[k], x1[k], x2[k], x3[k]
-                    u4, u5, u6, u7 = x4[k], x5[k], x6[k], x7[k]
-                    if skip_row(rc[k], u0, u1, u2, u3, u4, u5, u6, u7):
-                        continue
-                    wk = w[k, j0:j1]
-                    for j in range(n):
-                        wj = wk[j]
-                        s0[j] = s0[j] + u0 * wj
-                        s1[j] = s1[j] + u1 * wj
-                        s2[j] = s2[j] + u2 * wj
-                        s3[j] = s3[j] + u3 * wj
-                        s4[j] = s4[j] + u4 * wj
-                        s5[j] = s5[j] + u5 * wj
-                        s6[j] = s6[j] + u6 * wj
-                        s7[j] = s7[j] + u7 * wj
-            elif ng == 4:
-                s0, s1, s2, s3 = yb[i, j0:j1], yb[i + 1, j0:j1], yb[i + 2, j0:j1], yb[i + 3, j0:j1]
-                x0, x1, x2, x3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
-                for k in range(rows):
-                    u0, u1, u2, u3 = x0[k], x1[k], x2[k], x3[k]
-                    if skip_row(rc[k], u0, u1, u2, u3, u0, u1, u2, u3):
-                        continue
-                    wk = w[k, j0:j1]
-                    for j in range(n):
-                        wj = wk[j]
-                        s0[j] = s0[j] + u0 * wj
-                        s1[j] = s1[j] + u1 * wj
-                        s2[j] = s2[j] + u2 * wj
-                        s3[j] = s3[j] + u3 * wj
+@njit
+def group_skips(xb, rc, i, ng, rows, skip):
+    """skip[k]: step k changes none of the ng ACCs from i on (skip_row, W's row classes rc)."""
+    for k in range(rows):
+        if ng == 8:
+            skip[k] = skip_row(rc[k], xb[i, k], xb[i + 1, k], xb[i + 2, k], xb[i + 3, k],
+                               xb[i + 4, k], xb[i + 5, k], xb[i + 6, k], xb[i + 7, k])
+        elif ng == 4:
+            skip[k] = skip_row(rc[k], xb[i, k], xb[i + 1, k], xb[i + 2, k], xb[i + 3, k],
+                               xb[i, k], xb[i + 1, k], xb[i + 2, k], xb[i + 3, k])
+        else:
+            u = xb[i, k]
+            skip[k] = skip_row(rc[k], u, u, u, u, u, u, u, u)
+
+
+@njit
+def float_group(xb, w, yb, i, ng, rows, cols, skip, contract):
+    """yb[i..i+ng) (ng = 8, 4 or 1 ACCs, already holding their start values) += x . W, k
+    ascending, s + x*w per step, leaving out the steps skip marks: register tiles (simd.py) over
+    the columns they cover, the definition's loop over the rest. `contract`: the products are
+    exact in fp32 (fp16, fp8e4m3 inputs), so the tiles may fuse each step into an FMA; not for
+    bf16 (fp32's exponent range: a product can overflow or underflow)."""
+    step = COLUMNS8 if ng == 8 else (COLUMNS4 if ng == 4 else COLUMNS1)
+    full = cols - cols % step
+    for j0 in range(0, full, step):
+        if ng == 8:
+            if contract:
+                tile8_fma(xb, w, yb, i, j0, rows, skip)
             else:
-                s0, x0 = yb[i, j0:j1], xb[i]
-                for k in range(rows):
-                    u0 = x0[k]
-                    if skip_row(rc[k], u0, u0, u0, u0, u0, u0, u0, u0):
-                        continue
-                    wk = w[k, j0:j1]
-                    for j in range(n):
-                        s0[j] = s0[j] + u0 * wk[j]
-    return float_group
-
-
-# Without contraction: one fp32 rounding for the product and one for the sum, the definition.
-float_group = njit(_float_group_kernel())
-# With contraction (an FMA: one rounding of x*w + s): bit-identical when every product is exact
-# in fp32, which holds for fp16 and fp8e4m3 inputs (11- and 4-bit significands, products within
-# fp32's normal range), not for bf16 (fp32's exponent range: products can overflow or underflow).
-float_group_fma = njit_contract(_float_group_kernel())
+                tile8(xb, w, yb, i, j0, rows, skip)
+        elif ng == 4:
+            if contract:
+                tile4_fma(xb, w, yb, i, j0, rows, skip)
+            else:
+                tile4(xb, w, yb, i, j0, rows, skip)
+        elif contract:
+            tile1_fma(xb, w, yb, i, j0, rows, skip)
+        else:
+            tile1(xb, w, yb, i, j0, rows, skip)
+    for g in range(i, i + ng):
+        for k in range(rows):
+            if skip[k]:
+                continue
+            u = xb[g, k]
+            for j in range(full, cols):
+                yb[g, j] = yb[g, j] + u * w[k, j]
 
 
 @njit
@@ -822,6 +810,7 @@ def batch_compute_float(xb, yb, wdec, wmeta, bmeta, acc, regs, rows, cols):
     plane, nb = regs[R_BPLANE], regs[R_BN]
     w = wdec[plane]
     rc = wmeta[plane, WM_ROWS:WM_ROWS + rows]
+    skip = np.empty(rows, np.bool_)
     i = 0
     while i < nb:
         ng = 8 if distinct_accs(bmeta, i, 8, nb) else (4 if distinct_accs(bmeta, i, 4, nb) else 1)
@@ -829,10 +818,8 @@ def batch_compute_float(xb, yb, wdec, wmeta, bmeta, acc, regs, rows, cols):
             start = float_start(yb, bmeta, acc, plane, i + g, cols)
             for j in range(cols):
                 yb[i + g, j] = start[j]
-        if regs[R_BDT] == BF16:
-            float_group(xb, w, rc, yb, i, ng, rows, cols)
-        else:
-            float_group_fma(xb, w, rc, yb, i, ng, rows, cols)
+        group_skips(xb, rc, i, ng, rows, skip)
+        float_group(xb, w, yb, i, ng, rows, cols, skip, regs[R_BDT] != BF16)
         for g in range(ng):
             nans = 0
             for j in range(cols):

@@ -31,12 +31,6 @@ def njit(fn):
     return register_jitable(error_model="numpy")(fn)
 
 
-def njit_contract(fn):
-    """As njit, and LLVM may contract a * b + c into one FMA (a single rounding): only for code
-    whose products are exact, where the FMA gives the same bits."""
-    return register_jitable(error_model="numpy", fastmath={"contract"})(fn)
-
-
 def entry(fn):
     """A jitted entry point, callable from Python: cached on disk, numpy's error model."""
     return _njit(cache=True, error_model="numpy")(fn)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import numba
 import numpy as np
 import pytest
 from core_helpers import I, Tensor, latency, make_program, run_ref
@@ -20,6 +21,8 @@ from test_differential import assert_cores_agree
 
 from lpu_emu.core import events as E
 from lpu_emu.core import fast
+from lpu_emu.core import fast_loop as F
+from lpu_emu.core import jit_ops as J
 from lpu_emu.core.run import run
 from lpu_emu.spec import get_chip
 
@@ -300,3 +303,59 @@ def test_batched_float_accs_skip_only_steps_that_change_nothing(dtype, monkeypat
     z = r.tensor("z")  # accumulator 2 after ACC EARLY (12), and after N - 1 (from 40 on)
     assert np.isnan(z[0, 7]) and not np.isnan(np.delete(z[0], 7)).any()
     assert np.isnan(z[1]).all()
+
+
+# ---- the float batch kernel alone (fast_loop.batch_compute_float over simd.py's tiles) against
+# the definition in numpy: every tile width (8, 4 and 1 ACCs a group), a column count that leaves a
+# tail the tiles do not cover, skipped steps, and bf16 products that overflow fp32 ----
+@numba.njit
+def _float_batch(xb, yb, wdec, wmeta, bmeta, acc, regs, rows, cols):
+    F.batch_compute_float(xb, yb, wdec, wmeta, bmeta, acc, regs, rows, cols)
+
+
+def definition(x: np.ndarray, w: np.ndarray, accs: list[int], cols: int) -> np.ndarray:
+    """The accumulator after each ACC, one at a time: s = fp32(s + fp32(x_k * w_k)), k ascending,
+    every accumulator starting at +0."""
+    state = {a: np.zeros(cols, np.float32) for a in set(accs)}
+    out = np.zeros((len(accs), cols), np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i, a in enumerate(accs):
+            s = state[a]
+            for k in range(w.shape[0]):
+                s = (s + (x[i, k] * w[k, :cols]).astype(np.float32)).astype(np.float32)
+            state[a] = out[i] = s
+    return out
+
+
+@pytest.mark.parametrize("cols", [24, 40, 320])
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_float_batch_kernel_keeps_the_definition_in_every_tile(dtype, cols):
+    """44 ACCs: 16 on 16 different accumulators (two 8-ACC tiles), 4 more on different ones (a
+    4-ACC tile), 4 runs on accumulator 0 (1-ACC tiles, each starting from the one before), 20 on
+    5 accumulators (4-ACC groups). W's rows 0-39 are zero (left out). bf16: x and w up to 2^100,
+    so some products overflow fp32 to inf (and inf - inf gives NaN) where an FMA would not:
+    the bf16 tiles must round the product and the sum apart."""
+    rows, nb = 320, 44
+    accs = list(range(16)) + list(range(16, 20)) + [0] * 4 + [20 + j % 5 for j in range(20)]
+    rng = np.random.default_rng(cols)
+    x = rng.integers(-8, 8, (nb, rows)).astype(np.float32) / 8
+    w = rng.integers(-8, 8, (rows, cols)).astype(np.float32) / 4
+    w[:40] = 0
+    if dtype == "bf16":
+        x[::3, 49], x[::3, 50] = -1.5 * 2.0 ** 63, 1.5 * 2.0 ** 64
+        w[49:51, ::4] = 2.0 ** 64
+    regs = np.zeros(F.NREGS, np.int64)
+    regs[F.R_BN], regs[F.R_BDT] = nb, {"fp16": J.FP16, "bf16": J.BF16}[dtype]
+    wdec = np.zeros((1, rows, 320), np.float32)
+    wdec[0, :, :cols] = w
+    wmeta = np.zeros((1, F.WM_ROWS + rows), np.int64)
+    wmeta[0, F.WM_ROWS:] = [F.row_class(r) for r in w]
+    bmeta = np.zeros((nb, 6), np.int64)
+    bmeta[:, F.BM_ACC] = accs
+    xb, yb = np.zeros((nb, 320), np.float32), np.zeros((nb, cols), np.float32)
+    xb[:, :rows] = x
+    _float_batch(xb, yb, wdec, wmeta, bmeta, np.zeros((1, 32, 320), np.uint32), regs, rows, cols)
+    want = definition(x, w, accs, cols)
+    assert yb.view(np.uint32).tolist() == want.view(np.uint32).tolist()
+    if dtype == "bf16":
+        assert np.isinf(want[::3, ::4]).all() and np.isfinite(want[1:16:3]).all()
