@@ -7,7 +7,7 @@ program's length), builds the arrays, calls the loop (once, unless a growable bu
 batch of int8 ACCs asks for a BLAS matmul: ST_FLUSH) and turns the raw records into the
 contract's tuples and, when tracing, an EventLog.
 
-Compiled code is cached on disk (numba cache=True). A cold cache costs a compile of ~15 s, so the
+Compiled code is cached on disk (numba cache=True). A cold cache costs a compile of ~30 s, so the
 first call in a process says so on stderr if it takes more than a second.
 """
 
@@ -38,7 +38,7 @@ from lpu_emu.spec.isa import SG16
 
 RawViolation = tuple[int, int, int, int, int, int]
 NCODES = 128 + 16  # stream codes 0..127, plus a group of 16 starting at the last one
-COMPILE_SECONDS = 15  # what the cold-cache message announces (measured: bench/README.md)
+COMPILE_SECONDS = 30  # what the cold-cache message announces (measured: bench/README.md)
 # Consecutive int8 ACCs on one MXM plane are computed as one matmul (fast_loop: batch_conflict
 # says when a batch must be flushed). BATCH is the batch's capacity (0: no batching); a flush of
 # at least BATCH_BLAS ACCs returns to Python for one BLAS sgemm (a resume costs ~10-20 us),
