@@ -189,7 +189,7 @@ def _float_kernel_vs_sgemm(dtype: str) -> dict:
     x = rng.standard_normal((nb, 320)).astype(np.float16).astype(np.float32)
     w = rng.standard_normal((rows, cols)).astype(np.float16).astype(np.float32)
     yb, acc = np.zeros((nb, cols), np.float32), np.zeros((1, nacc, 320), np.uint32)
-    bmeta = np.zeros((nb, 6), np.int64)
+    bmeta = np.zeros((nb, F.BM_COLS), np.int64)
     bmeta[:, F.BM_ACC] = np.arange(nb) % nacc
     regs = np.zeros(F.NREGS, np.int64)
     regs[F.R_BN], regs[F.R_BDT] = nb, {"fp16": J.FP16, "bf16": J.BF16}[dtype]

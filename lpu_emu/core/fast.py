@@ -278,6 +278,7 @@ def _state(plan: Plan, machine: Machine, lenient: bool, trace: bool, sz: Sizes,
     a["wmeta"] = np.full((planes, F.WM_ROWS + rows), -1, np.int64)
     a["wmeta"][:, F.WM_WVER] = 2 * np.arange(planes) + 1
     a["wmeta"][:, F.WM_PVER] = 2 * np.arange(planes) + 2
+    a["wmeta"][:, F.WM_BVER] = 0
     a["wdec"] = np.zeros((planes, rows, lanes), np.float32)
     if trace:
         a["ev"] = np.zeros((sz.events, 8), np.int64)
@@ -298,8 +299,18 @@ def _state(plan: Plan, machine: Machine, lenient: bool, trace: bool, sz: Sizes,
     bcap = max(1, BATCH)
     a["xb"] = np.zeros((bcap, lanes), np.float32)
     a["yb"] = np.zeros((bcap, int(chip.p("mxm_cols"))), np.float32)
-    a["bmeta"] = np.zeros((bcap, 6), np.int64)
+    a["bmeta"] = np.zeros((bcap, F.BM_COLS), np.int64)
     return params, regs, a
+
+
+def _batch_matmul(a: dict, nb: int, rows: int, cols: int) -> None:
+    """Y of the int8 batch's ACCs: one matmul per plane (the loop left each plane's ACCs one
+    run of rows, fast_loop.batch_by_plane)."""
+    planes = a["bmeta"][:nb, F.BM_PLANE]
+    ends = np.flatnonzero(np.diff(planes)) + 1
+    for lo, hi in zip(np.r_[0, ends], np.r_[ends, nb], strict=True):
+        p = int(planes[lo])
+        np.matmul(a["xb"][lo:hi, :rows], a["wdec"][p, :rows, :cols], out=a["yb"][lo:hi])
 
 
 def _grow(a: np.ndarray) -> np.ndarray:
@@ -375,10 +386,8 @@ def run_plan(plan: Plan, machine: Machine, lenient: bool, trace: bool = False,
                        a["wdec"], a["ev"], a["evh"], a["touched"], a["sl"], a["lv"], a["li"],
                        a["lf"], a["addrs"], a["outp"], a["accbits"], a["accf"], a["xf"], a["dot"],
                        a["xb"], a["yb"], a["bmeta"])
-        if status == F.ST_FLUSH:  # Y of the pending int8 ACC batch, one sgemm (exact)
-            nb, p = int(regs[F.R_BN]), int(regs[F.R_BPLANE])
-            rows, cols = params[F.P_ROWS], params[F.P_COLS]
-            np.matmul(a["xb"][:nb, :rows], a["wdec"][p, :rows, :cols], out=a["yb"][:nb])
+        if status == F.ST_FLUSH:  # Y of the pending int8 ACC batch, one sgemm a plane (exact)
+            _batch_matmul(a, int(regs[F.R_BN]), params[F.P_ROWS], params[F.P_COLS])
             regs[F.R_YREADY] = 1
         elif status == F.ST_GROW_VIOL:
             viol = _grow(viol)

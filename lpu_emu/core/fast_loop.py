@@ -22,9 +22,9 @@ that was 75% of the run time. So `run_issues` borrows its arrays (`borrow`: a NU
 Python caller owns them for the call), keeps the per-issue plumbing (reading stream groups,
 checks, placing outputs) inline, and calls out only for the compute kernels.
 
-Consecutive int8 ACCs on one MXM plane are batched (see "batched int8 ACCs" below): each is
-checked, placed and traced when it issues, but its value is computed with the others as one
-matmul, before any issue that could observe or change it; a big batch returns ST_FLUSH and the
+Consecutive ACCs on the MXM planes are batched (see "batched ACCs" below): each is checked,
+placed and traced when it issues, but its value is computed with the others, a plane at a time,
+before any issue that could observe or change it; a big int8 batch returns ST_FLUSH and the
 caller does the matmul with BLAS (exact: int8 sums over at most 1023 rows stay below 2^24).
 
 The semantics mirror lpu_emu/core/reference.py (the definition) step for step. Tracing is a
@@ -98,18 +98,22 @@ P_BCAP, P_BMIN = 16, 17  # int8 ACC batch: capacity (0: no batching), least size
 P_FCAP = 18  # float ACC batch capacity (0: no batching); float batches never go to BLAS
 NPARAMS = 19
 R_K, R_VPTR, R_LPTR, R_PWN, R_PWSCAT, R_NVIOL, R_NEV, R_NEVH, R_VERCTR, R_ERR = range(10)
-# the pending ACC batch: size, plane, weights version; Y computed by the caller (ST_FLUSH);
-# counters: flushes, flushes by the caller's matmul, ACCs that went through the batch; the
-# batch's dtype (int8, or a float dtype)
-R_BN, R_BPLANE, R_BVER, R_YREADY, R_NFLUSH, R_NBLAS, R_NBACC, R_BDT = range(10, 18)
-NREGS = 18
+# the pending ACC batch: size; Y computed by the caller (ST_FLUSH); counters: flushes, flushes
+# by the caller's matmul, ACCs that went through the batch; the batch's dtype (int8, or a float
+# dtype). Its planes and their weights versions: bmeta[:, BM_PLANE] and wmeta[:, WM_BVER]
+R_BN, R_YREADY, R_NFLUSH, R_NBLAS, R_NBACC, R_BDT = range(10, 16)
+NREGS = 16
 # ---- columns of the packed tables ----
 SL_POS, SL_TAG, SL_ISSUE, SL_NEXT, SL_EXPIRE, SL_TREF, SL_PEND = range(7)  # slots
-BM_ACC, BM_SLOT, BM_TREF = 0, 1, 5  # bmeta: accumulator, the 4 output slots, first trace row
+# bmeta: accumulator, the 4 output slots, first trace row, plane
+BM_ACC, BM_SLOT, BM_TREF, BM_PLANE = 0, 1, 5, 6
+BM_COLS = 7
 PW_COMMIT, PW_ISSUE, PW_UNIT, PW_BANK, PW_ADDR, PW_SCAT, PW_DREF, PW_IREF = range(8)  # pw
 LN_ARR, LN_EDGE, LN_LINK, LN_ISSUE, LN_W, LN_NEXT = range(6)  # ln
-WM_WVER, WM_PVER, WM_CVER, WM_CDT = range(4)  # wmeta: versions of weights, pending, the cache
-WM_ROWS = 4  # wmeta[plane, WM_ROWS + k]: the cached weights' row k, a ROW_* class (floats)
+# wmeta: versions of the weights, the pending install, the cache (wdec) and its dtype; 1 + the
+# version the pending batch's ACCs on the plane use (0: none of them is on the plane)
+WM_WVER, WM_PVER, WM_CVER, WM_CDT, WM_BVER = range(5)
+WM_ROWS = 5  # wmeta[plane, WM_ROWS + k]: the cached weights' row k, a ROW_* class (floats)
 ROW_ZERO, ROW_FINITE, ROW_OTHER = 0, 1, 2  # all +-0; finite; holds an inf or a NaN
 # ---- status codes ----
 ST_DONE, ST_STOPPED, ST_GROW_VIOL, ST_GROW_TRACE, ST_FLUSH = 0, 1, 2, 3, 4
@@ -619,14 +623,15 @@ def mxm_acc_defer(dtype, plane, c, lanes, vheap, sl, lv, li, lf, xb, regs, weigh
         xb[b, lane] = np.float32(li[0, lane]) if dtype == INT8 else lf[0, lane]
     have = weights_for(weights, weights_at, pending, pending_at, wmeta, wdec, plane, c, dtype)
     if b == 0:
-        regs[R_BPLANE], regs[R_BVER], regs[R_BDT] = plane, wmeta[plane, WM_CVER], dtype
+        regs[R_BDT] = dtype
     return have
 
 
 # ---------------------------------------------------------------------------------------------
-# batched ACCs: consecutive ACCs of one dtype on one plane with one weights version are deferred
+# batched ACCs: consecutive ACCs of one dtype, each plane's with one weights version, are deferred
 # (x kept in xb, the output slots and trace rows allocated and marked pending) and computed
-# together, then applied in issue order. int8: Y = X @ W (exact in fp32: |sum| < 2^24), added
+# together a plane at a time, then applied in issue order within each plane (batch_by_plane).
+# int8: Y = X @ W (exact in fp32: |sum| < 2^24), added
 # into the accumulators; big batches return ST_FLUSH so the caller does the matmul with BLAS.
 # Floats: batch_compute_float keeps the definition (k ascending, fp32, one rounding per step)
 # and leaves in yb the accumulator after each ACC. The batch is flushed before anything could see
@@ -645,14 +650,13 @@ def weights_ver(weights_at, pending_at, wmeta, plane, cycle):
 @njit
 def batch_conflict(issues, k, op, params, regs, dtab, slots, weights_at, pending_at, wmeta):
     """True if issue k could observe or change what the pending batch computes: it reads or
-    replaces a pending placement, may recycle a pending slot, clears an accumulator of the
-    batch's plane, or is an ACC that cannot join the batch (the batch is full, another plane or
-    dtype, other weights)."""
+    replaces a pending placement, may recycle a pending slot, clears an accumulator of a plane
+    with ACCs in the batch, or is an ACC that cannot join the batch (the batch is full, another
+    dtype, other weights than the batch's ACCs on its plane use)."""
     if regs[R_BN] >= params[P_BCAP if regs[R_BDT] == INT8 else P_FCAP]:
         return True
     kind, sub = op >> 5, op & 31
     c, pos, dtype, unit = issues[k, CYCLE], issues[k, POS], issues[k, DTYPE], issues[k, UNIT]
-    plane = regs[R_BPLANE]
     n_in, outw = 0, I64(0)
     if kind == K_MEM:
         n_in = 0 if sub == M_READ else (2 if sub == M_SCATTER else 1)
@@ -662,13 +666,14 @@ def batch_conflict(issues, k, op, params, regs, dtab, slots, weights_at, pending
         outw = issues[k, WC]
     elif kind == K_MXM:
         n_in = 1 if sub in (X_LW, X_ACC) else 0
-        if sub == X_ABC and unit == plane:
+        if sub == X_ABC and wmeta[unit, WM_BVER] != 0:
             return True
-        if sub == X_ACC:  # joins only on the batch's plane, dtype and weights
+        if sub == X_ACC:  # joins with the batch's dtype, and its plane's weights if it has ACCs
             outw = I64(4)
-            if unit != plane or dtype != regs[R_BDT]:
+            if dtype != regs[R_BDT]:
                 return True
-            if weights_ver(weights_at, pending_at, wmeta, unit, c) != regs[R_BVER]:
+            bver = wmeta[unit, WM_BVER]
+            if bver != 0 and weights_ver(weights_at, pending_at, wmeta, unit, c) + 1 != bver:
                 return True
     elif kind == K_SXM:
         n_in = 1
@@ -695,29 +700,64 @@ def batch_conflict(issues, k, op, params, regs, dtab, slots, weights_at, pending
 
 
 @njit
-def batch_compute(xb, yb, wdec, regs, rows, cols):
+def batch_by_plane(xb, bmeta, nb):
+    """Order the batch's ACCs by plane, keeping issue order within each (a stable counting
+    sort of the rows of xb and bmeta), so that each plane's ACCs are one run of rows: ACCs on
+    different planes share no accumulator, weights or output slot, so the order between them
+    is free. A compiled matmul alternates its ACCs between two plane pairs."""
+    first, mixed, top = bmeta[0, BM_PLANE], False, I64(0)
+    for i in range(nb):
+        mixed |= bmeta[i, BM_PLANE] != first
+        top = max(top, bmeta[i, BM_PLANE])
+    if not mixed:
+        return
+    xs, ms = xb[:nb].copy(), bmeta[:nb].copy()
+    n = 0
+    for p in range(top + 1):
+        for i in range(nb):
+            if ms[i, BM_PLANE] == p:
+                xb[n, :] = xs[i, :]
+                bmeta[n, :] = ms[i, :]
+                n += 1
+
+
+@njit
+def plane_run(bmeta, i, nb):
+    """The end of the run of rows from i on that share row i's plane."""
+    j = i + 1
+    while j < nb and bmeta[j, BM_PLANE] == bmeta[i, BM_PLANE]:
+        j += 1
+    return j
+
+
+@njit
+def batch_compute(xb, yb, wdec, bmeta, regs, rows, cols):
     """Y of the pending batch in the loop (small batches): as acc_compute's int8 path (exact in
-    any order), k outermost so each weight row is loaded once for the whole batch."""
-    w = wdec[regs[R_BPLANE]]
+    any order), k outermost so each weight row is loaded once for a plane's run of ACCs."""
     nb = regs[R_BN]
     for i in range(nb):
         for j in range(cols):
             yb[i, j] = 0
-    for kk in range(rows):
-        for i in range(nb):
-            xk = xb[i, kk]
-            if xk != 0:
-                for j in range(cols):
-                    yb[i, j] += xk * w[kk, j]
+    lo = 0
+    while lo < nb:
+        hi = plane_run(bmeta, lo, nb)
+        w = wdec[bmeta[lo, BM_PLANE]]
+        for kk in range(rows):
+            for i in range(lo, hi):
+                xk = xb[i, kk]
+                if xk != 0:
+                    for j in range(cols):
+                        yb[i, j] += xk * w[kk, j]
+        lo = hi
 
 
 @njit
-def float_start(yb, bmeta, acc, plane, i, cols):
-    """Where ACC i of a float batch starts: the accumulator after the batch's last earlier ACC
-    on the same accumulator (a row of yb), else the accumulator as it is (the plane's row), as
-    a float32 row of `cols` values (a view)."""
+def float_start(yb, bmeta, acc, plane, i, lo, cols):
+    """Where ACC i of a float batch starts: the accumulator after the last earlier ACC of its
+    plane's run (rows lo..i-1) on the same accumulator (a row of yb), else the accumulator as
+    it is (the plane's row), as a float32 row of `cols` values (a view)."""
     a = bmeta[i, BM_ACC]
-    for q in range(i - 1, -1, -1):
+    for q in range(i - 1, lo - 1, -1):
         if bmeta[q, BM_ACC] == a:
             return yb[q, :cols]
     return acc[plane, a, :cols].view(np.float32)
@@ -805,40 +845,46 @@ def distinct_accs(bmeta, i, n, nb):
 @njit
 def batch_compute_float(xb, yb, wdec, wmeta, bmeta, acc, regs, rows, cols):
     """yb[i] = the accumulator after float ACC i of the batch (acc_compute's float path, ACC by
-    ACC in issue order): 8 or 4 consecutive ACCs on as many different accumulators run
-    together (none starts from another's result)."""
-    plane, nb = regs[R_BPLANE], regs[R_BN]
-    w = wdec[plane]
-    rc = wmeta[plane, WM_ROWS:WM_ROWS + rows]
+    ACC in issue order on each plane; batch_by_plane made each plane's ACCs a run of rows):
+    8 or 4 consecutive ACCs of a run on as many different accumulators run together (none
+    starts from another's result)."""
+    nb = regs[R_BN]
     skip = np.empty(rows, np.bool_)
-    i = 0
-    while i < nb:
-        ng = 8 if distinct_accs(bmeta, i, 8, nb) else (4 if distinct_accs(bmeta, i, 4, nb) else 1)
-        for g in range(ng):
-            start = float_start(yb, bmeta, acc, plane, i + g, cols)
-            for j in range(cols):
-                yb[i + g, j] = start[j]
-        group_skips(xb, rc, i, ng, rows, skip)
-        float_group(xb, w, yb, i, ng, rows, cols, skip, regs[R_BDT] != BF16)
-        for g in range(ng):
-            nans = 0
-            for j in range(cols):
-                nans += yb[i + g, j] != yb[i + g, j]
-            if nans:
-                float_nans(xb, w, yb, float_start(yb, bmeta, acc, plane, i + g, cols), i + g,
-                           rows, cols)
-        i += ng
+    lo = 0
+    while lo < nb:
+        hi = plane_run(bmeta, lo, nb)
+        plane = bmeta[lo, BM_PLANE]
+        w = wdec[plane]
+        rc = wmeta[plane, WM_ROWS:WM_ROWS + rows]
+        i = lo
+        while i < hi:
+            ng = 8 if distinct_accs(bmeta, i, 8, hi) else (4 if distinct_accs(bmeta, i, 4, hi)
+                                                           else 1)
+            for g in range(ng):
+                start = float_start(yb, bmeta, acc, plane, i + g, lo, cols)
+                for j in range(cols):
+                    yb[i + g, j] = start[j]
+            group_skips(xb, rc, i, ng, rows, skip)
+            float_group(xb, w, yb, i, ng, rows, cols, skip, regs[R_BDT] != BF16)
+            for g in range(ng):
+                nans = 0
+                for j in range(cols):
+                    nans += yb[i + g, j] != yb[i + g, j]
+                if nans:
+                    float_nans(xb, w, yb, float_start(yb, bmeta, acc, plane, i + g, lo, cols),
+                               i + g, rows, cols)
+            i += ng
+        lo = hi
 
 
 @njit
-def batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes):
-    """Apply the batch's Y in issue order: int8 acc = wrap32(acc + y), floats acc = y (the
-    accumulator after the ACC), its 4 byte planes into the output slots (and trace rows)
-    allocated when the ACCs issued. Empties the batch."""
-    plane = regs[R_BPLANE]
+def batch_apply(yb, bmeta, wmeta, regs, acc, slots, vheap, evh, trace, cols, lanes):
+    """Apply the batch's Y in issue order on each plane: int8 acc = wrap32(acc + y), floats
+    acc = y (the accumulator after the ACC), its 4 byte planes into the output slots (and trace
+    rows) allocated when the ACCs issued. Empties the batch."""
     is_int = regs[R_BDT] == INT8
     for i in range(regs[R_BN]):
-        a = bmeta[i, BM_ACC]
+        a, plane = bmeta[i, BM_ACC], bmeta[i, BM_PLANE]
         for j in range(cols):
             if is_int:
                 v = np.int64(np.int32(acc[plane, a, j])) + np.int64(yb[i, j])
@@ -854,6 +900,8 @@ def batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes):
                 r = bmeta[i, BM_TREF] + p
                 for lane in range(lanes):
                     evh[r, lane] = vheap[s, lane]
+    for plane in range(wmeta.shape[0]):
+        wmeta[plane, WM_BVER] = 0
     regs[R_NFLUSH] += 1
     regs[R_BN] = 0
     regs[R_YREADY] = 0
@@ -863,19 +911,22 @@ def batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes):
 def batch_finish(xb, yb, wdec, wmeta, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols,
                  lanes):
     """Compute and apply the pending batch in the loop."""
+    batch_by_plane(xb, bmeta, regs[R_BN])
     if regs[R_BDT] == INT8:
-        batch_compute(xb, yb, wdec, regs, rows, cols)
+        batch_compute(xb, yb, wdec, bmeta, regs, rows, cols)
     else:
         batch_compute_float(xb, yb, wdec, wmeta, bmeta, acc, regs, rows, cols)
-    batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
+    batch_apply(yb, bmeta, wmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
 
 
 @njit
 def batch_flush(xb, yb, wdec, wmeta, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols,
                 lanes, bmin):
     """Empty the pending batch: in the loop when it is small or float, else True: the caller
-    returns ST_FLUSH so that fast.py computes Y with BLAS and resumes the loop."""
+    returns ST_FLUSH so that fast.py computes Y with BLAS (one matmul per plane's run of rows)
+    and resumes the loop."""
     if regs[R_BN] >= bmin and regs[R_BDT] == INT8:
+        batch_by_plane(xb, bmeta, regs[R_BN])
         regs[R_NBLAS] += 1
         return True
     batch_finish(xb, yb, wdec, wmeta, bmeta, regs, acc, slots, vheap, evh, trace, rows, cols,
@@ -916,7 +967,7 @@ def run_issues(issues, opmap, params, regs, found, viol,
     zero = nv  # vheap[nv] is all zeros: what a reader gets where nothing passes
     rows, cols, bmin = params[P_ROWS], params[P_COLS], params[P_BMIN]
     if regs[R_YREADY]:  # resumed after ST_FLUSH: the caller computed the batch's Y
-        batch_apply(yb, bmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
+        batch_apply(yb, bmeta, wmeta, regs, acc, slots, vheap, evh, trace, cols, lanes)
     k = regs[R_K]
     while k < n:
         c = issues[k, CYCLE]
@@ -1146,8 +1197,14 @@ def run_issues(issues, opmap, params, regs, found, viol,
                     if r >= wbuf.shape[1]:
                         break
                     for p in range(wbuf.shape[2]):
-                        for lane in range(lanes):
-                            wbuf[unit, r, p, lane] = vheap[sl[0, j * w + p], lane] if p < w else 0
+                        row = wbuf[unit, r, p]
+                        if p < w:  # the source row fetched once: the copy vectorises
+                            src = vheap[sl[0, j * w + p]]
+                            for lane in range(lanes):
+                                row[lane] = src[lane]
+                        else:
+                            for lane in range(lanes):
+                                row[lane] = 0
                     wbuf_rows[unit] = r + 1
                 if trace:
                     ev_add(ev, regs, c, I64(EV_LW), k, unit,
@@ -1174,7 +1231,9 @@ def run_issues(issues, opmap, params, regs, found, viol,
             elif sub == X_ACC:
                 land(weights, weights_at, pending, pending_at, wmeta, unit, c)
                 if batched:
-                    bmeta[regs[R_BN], BM_ACC] = imm % nacc
+                    bmeta[regs[R_BN], BM_ACC], bmeta[regs[R_BN], BM_PLANE] = imm % nacc, unit
+                    if wmeta[unit, WM_BVER] == 0:
+                        wmeta[unit, WM_BVER] = wmeta[unit, WM_CVER] + 1
                     regs[R_BN] += 1
                     regs[R_NBACC] += 1
                 else:

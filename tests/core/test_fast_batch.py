@@ -350,7 +350,7 @@ def test_float_batch_kernel_keeps_the_definition_in_every_tile(dtype, cols):
     wdec[0, :, :cols] = w
     wmeta = np.zeros((1, F.WM_ROWS + rows), np.int64)
     wmeta[0, F.WM_ROWS:] = [F.row_class(r) for r in w]
-    bmeta = np.zeros((nb, 6), np.int64)
+    bmeta = np.zeros((nb, F.BM_COLS), np.int64)
     bmeta[:, F.BM_ACC] = accs
     xb, yb = np.zeros((nb, 320), np.float32), np.zeros((nb, cols), np.float32)
     xb[:, :rows] = x
@@ -359,3 +359,35 @@ def test_float_batch_kernel_keeps_the_definition_in_every_tile(dtype, cols):
     assert yb.view(np.uint32).tolist() == want.view(np.uint32).tolist()
     if dtype == "bf16":
         assert np.isinf(want[::3, ::4]).all() and np.isfinite(want[1:16:3]).all()
+
+
+@pytest.mark.parametrize(("mode", "blas"), [("bf16", 32), ("int8", 32), ("int8", 10_000)])
+def test_accs_alternating_between_planes_share_one_batch(mode, blas, monkeypatch):
+    """A compiled matmul deals its ACCs to two plane pairs, one each in turn (MXM_W0, MXM_E0:
+    the compiler's schedule). The batch holds both planes' ACCs; at a flush each plane's ACCs
+    become one run of rows (fast_loop.batch_by_plane), computed with that plane's weights: in
+    the loop, or one BLAS matmul a plane (int8, fast.py). Flushing whenever the plane changed
+    made one flush per ACC. Both cores, bit for bit."""
+    from lpu_emu.compiler.builder import GraphBuilder
+    from lpu_emu.compiler.pipeline import compile_graph
+    from lpu_emu.core import plan as PL
+    from lpu_emu.spec import default_isa
+
+    monkeypatch.setattr(fast, "BATCH_BLAS", blas)
+    rng = np.random.default_rng(3)
+    b = GraphBuilder("mm")
+    w = b.constant("w", rng.standard_normal((384, 640)).astype(np.float32))
+    b.output(b.op("MatMul", [b.input("x", (64, 384)), w]), "y")
+    x = {"x": rng.standard_normal((64, 384)).astype(np.float32)}
+    compiled = compile_graph(b.build(), "lp30", mode, calibration=x if mode == "int8" else None)
+    plan = PL.make_plan(compiled.program, get_chip("lp30"), default_isa())
+    accs = plan.issues[plan.issues[:, PL.OP] == default_isa().lookup("ACC").opcode]
+    planes = accs[:, PL.UNIT]
+    assert len(set(planes.tolist())) == 2 and (planes[1:] != planes[:-1]).mean() > 0.5
+    got = compiled.run(x, engine="fast")
+    stats = dict(fast.batch_stats)
+    want = compiled.run(x, engine="reference")
+    assert got["y"].view(np.uint32).tolist() == want["y"].view(np.uint32).tolist()
+    assert stats["batched_accs"] == len(accs)
+    assert stats["flushes"] <= len(accs) // 8
+    assert (stats["blas_flushes"] > 0) == (mode == "int8" and blas == 32)

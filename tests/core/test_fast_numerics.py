@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 
 import ml_dtypes
+import numba
 import numpy as np
 import pytest
 
 from lpu_emu import numerics as N
+from lpu_emu.core import jit_ops as J
 from lpu_emu.core.jit_ops import map_bits
 
 F16_TO_F32, F32_TO_F16, BF16_TO_F32, F32_TO_BF16, FP8_TO_F32, F32_TO_FP8 = range(6)
@@ -99,3 +101,37 @@ def test_every_fp32_input_converts_as_numpy_and_ml_dtypes():
                                           x.astype(ml_dtypes.bfloat16).view(np.uint16).astype(np.int64))
             np.testing.assert_array_equal(map_bits(f, F32_TO_FP8),
                                           x.astype(ml_dtypes.float8_e4m3fn).view(np.uint8).astype(np.int64))
+
+
+# ---- the lane kernels the core runs (jit_ops.encode_lanes / decode_lanes): each float dtype has
+# its own loop there, so they are checked as lane rows too, against lpu_emu.numerics ----
+@numba.njit
+def _encode_rows(bits, dtype, out):
+    for r in range(bits.shape[0]):
+        J.encode_lanes(bits[r], dtype, bits.shape[1], out[r])
+
+
+@numba.njit
+def _decode_row(heap, sl, dtype, bits, ints):
+    J.decode_lanes(heap, sl, dtype, bits.shape[0], bits, ints)
+
+
+def test_bf16_lane_rows_encode_as_numerics(f32_inputs):
+    """Rows of 320 lanes through encode_lanes (the byte planes of bf16) equal
+    numerics.f32_to_bf16_bits element by element: ties to even, NaN payloads, infinities."""
+    x = f32_inputs[: len(f32_inputs) // 320 * 320].astype(np.uint32)
+    out = np.zeros((len(x) // 320, 2, 320), np.uint8)
+    _encode_rows(x.reshape(-1, 320), J.BF16, out)
+    got = out[:, 0].astype(np.int64) | (out[:, 1].astype(np.int64) << 8)
+    want = N.f32_to_bf16_bits(x.view(np.float32)).astype(np.int64)
+    np.testing.assert_array_equal(got.ravel(), want)
+
+
+def test_bf16_lane_row_decodes_every_code():
+    """Every bf16 code as one lane row (its two byte planes as two stream rows) through
+    decode_lanes: the fp32 bits numerics.bf16_bits_to_f32 gives."""
+    codes = np.arange(1 << 16, dtype=np.uint16)
+    heap = np.stack([codes & 0xFF, codes >> 8]).astype(np.uint8)
+    bits = np.zeros(1 << 16, np.uint32)
+    _decode_row(heap, np.array([0, 1], np.int64), J.BF16, bits, bits.view(np.int32))
+    np.testing.assert_array_equal(bits, N.bf16_bits_to_f32(codes).view(np.uint32))
