@@ -405,14 +405,18 @@ def install(wbuf, pending, transposed, lanes):
 
 @njit
 def row_class(row):
-    """ROW_ZERO if every value is +-0, ROW_FINITE if every value is finite, else ROW_OTHER."""
-    cls = ROW_ZERO
-    for v in row:
-        if v - v != 0:  # inf or NaN
-            return ROW_OTHER
-        if v != 0:
-            cls = ROW_FINITE
-    return cls
+    """ROW_ZERO if every value is +-0, ROW_FINITE if every value is finite, else ROW_OTHER.
+    (Byte flags or-ed without an early exit: the loop vectorises, 7x faster than the early
+    exit's scalar loop, which was a quarter of a GPT decode step's run: it installs 80 weight
+    tiles. Counting in int64 instead stays scalar.)"""
+    other, nonzero = np.uint8(0), np.uint8(0)
+    for i in range(row.shape[0]):
+        v = row[i]
+        other |= np.uint8(v - v != 0)  # inf or NaN
+        nonzero |= np.uint8(v != 0)
+    if other:
+        return ROW_OTHER
+    return ROW_FINITE if nonzero else ROW_ZERO
 
 
 @njit
