@@ -40,6 +40,7 @@ from numba.extending import intrinsic
 
 from lpu_emu.core.jit_ops import (
     BF16,
+    FP16,
     FP32,
     INT8,
     INT32,
@@ -54,6 +55,7 @@ from lpu_emu.core.jit_ops import (
     encode_f32_bits,
     encode_lanes,
     entry,
+    f16_to_f32_bits,
     float_op,
     int_op,
     nan_rule,
@@ -364,11 +366,11 @@ def decode_weights(raw, dtype, out):
             for lane in range(lanes):
                 b = np.uint32(raw[r, 0, lane]) | (np.uint32(raw[r, 1, lane]) << np.uint32(8))
                 out[r, lane] = np.uint32(b << np.uint32(16)).view(np.float32)
-    elif WIDTH[dtype] == 2:
+    elif dtype == FP16:
         for r in range(rows):
             for lane in range(lanes):
                 b = np.int64(raw[r, 0, lane]) | (np.int64(raw[r, 1, lane]) << 8)
-                out[r, lane] = np.uint32(decode_f32_bits(b, dtype)).view(np.float32)
+                out[r, lane] = np.uint32(f16_to_f32_bits(b)).view(np.float32)
     else:
         for r in range(rows):
             for lane in range(lanes):

@@ -61,47 +61,37 @@ def f32_bits(x):
 
 @njit
 def f16_to_f32_bits(h):
-    """fp16 bits -> fp32 bits, as numpy: NaN payloads shift left by 13, signalling stays."""
+    """fp16 bits -> fp32 bits, as numpy: NaN payloads shift left by 13, signalling stays.
+    (Each case computed, then one chosen: inlined into a lane loop it vectorises.)"""
     sign = (h & 0x8000) << 16
     e = (h >> 10) & 0x1F
     m = h & 0x3FF
-    if e == 0:
-        if m == 0:
-            return sign
-        # subnormal: m * 2^-24 is exact in fp32
-        return sign | f32_bits(np.float32(m) * np.float32(5.9604644775390625e-08))
-    if e == 31:
-        return sign | 0x7F800000 | (m << 13)
-    return sign | ((e + 112) << 23) | (m << 13)
+    # subnormal or zero: m * 2^-24 is exact in fp32
+    small = sign | f32_bits(np.float32(m) * np.float32(5.9604644775390625e-08))
+    special = sign | 0x7F800000 | (m << 13)
+    normal = sign | ((e + 112) << 23) | (m << 13)
+    return small if e == 0 else (special if e == 31 else normal)
 
 
 @njit
 def f32_to_f16_bits(f):
-    """fp32 bits -> fp16 bits, round to nearest even, as numpy's npy_floatbits_to_halfbits."""
+    """fp32 bits -> fp16 bits, round to nearest even, as numpy's npy_floatbits_to_halfbits.
+    (Each case computed, then one chosen: inlined into a lane loop it vectorises.)"""
     sign = (f >> 16) & 0x8000
     fe = f & 0x7F800000
     fs = f & 0x007FFFFF
-    if fe >= 0x47800000:
-        if fe == 0x7F800000 and fs != 0:
-            r = 0x7C00 + (fs >> 13)
-            if r == 0x7C00:
-                r += 1  # keep it a NaN
-            return sign + r
-        return sign + 0x7C00  # inf, or overflow to inf
-    if fe <= 0x38000000:
-        if fe < 0x33000000:
-            return sign  # too small even for a subnormal: signed zero
-        e = fe >> 23
-        sig = 0x00800000 + fs
-        sig >>= 113 - e
-        if (sig & 0x3FFF) != 0x1000 or (f & 0x7FF) != 0:
-            sig += 0x1000
-        return sign + (sig >> 13)
-    he = (fe - 0x38000000) >> 13
-    sig = fs
-    if (sig & 0x3FFF) != 0x1000:
-        sig += 0x1000
-    return sign + he + (sig >> 13)  # a carry out of the significand bumps the exponent
+    # NaN (its payload's top bits, kept a NaN), infinity, or overflow to infinity
+    payload = 0x7C00 + (fs >> 13)
+    payload += payload == 0x7C00
+    big = sign + (payload if fe == 0x7F800000 and fs != 0 else 0x7C00)
+    # a subnormal result (fe in 0x33000000..0x38000000: a shift of 1..11); below: signed zero
+    sig = (0x00800000 + fs) >> min(max(113 - (fe >> 23), 0), 31)
+    sig += 0x1000 if (sig & 0x3FFF) != 0x1000 or (f & 0x7FF) != 0 else 0
+    small = sign if fe < 0x33000000 else sign + (sig >> 13)
+    # normal: a carry out of the significand bumps the exponent
+    rounded = fs + (0x1000 if (fs & 0x3FFF) != 0x1000 else 0)
+    normal = sign + ((fe - 0x38000000) >> 13) + (rounded >> 13)
+    return big if fe >= 0x47800000 else (small if fe <= 0x38000000 else normal)
 
 
 @njit
@@ -235,9 +225,12 @@ def decode_lanes(heap, sl, dtype, lanes, bits, ints):
     if dtype == INT8:
         for lane in range(lanes):
             ints[lane] = np.int8(bits[lane])
-    elif dtype == BF16:  # its own loop: decode_f32_bits' switch per lane keeps it scalar
+    elif dtype == BF16:  # one loop per dtype: decode_f32_bits' switch per lane stays scalar
         for lane in range(lanes):
             bits[lane] = bf16_to_f32_bits(bits[lane])
+    elif dtype == FP16:
+        for lane in range(lanes):
+            bits[lane] = f16_to_f32_bits(np.int64(bits[lane]))
     elif dtype != INT32 and dtype != FP32:
         for lane in range(lanes):
             bits[lane] = decode_f32_bits(np.int64(bits[lane]), dtype)
@@ -249,18 +242,22 @@ def encode_lanes(bits, dtype, lanes, out):
     wrap), floats round to nearest even from fp32. (One loop per width, all planes written in
     it: a loop over planes with a variable shift compiles to code 2.5x slower.)"""
     w = WIDTH[dtype]
-    if dtype == BF16:  # its own loop: encode_f32_bits' switch per lane keeps it scalar
+    if dtype in (BF16, FP16):
+        # one loop per dtype: encode_f32_bits' switch per lane stays scalar
         o0, o1 = out[0], out[1]
+        if dtype == BF16:
+            for lane in range(lanes):
+                b = f32_to_bf16_bits(np.int64(bits[lane]))
+                o0[lane] = b & 0xFF
+                o1[lane] = (b >> 8) & 0xFF
+        else:
+            for lane in range(lanes):
+                b = f32_to_f16_bits(np.int64(bits[lane]))
+                o0[lane] = b & 0xFF
+                o1[lane] = (b >> 8) & 0xFF
+    elif dtype == FP8:
         for lane in range(lanes):
-            b = f32_to_bf16_bits(np.int64(bits[lane]))
-            o0[lane] = b & 0xFF
-            o1[lane] = (b >> 8) & 0xFF
-    elif dtype in (FP16, FP8):
-        for lane in range(lanes):
-            b = encode_f32_bits(np.int64(bits[lane]), dtype)
-            out[0, lane] = b & 0xFF
-            if w == 2:
-                out[1, lane] = (b >> 8) & 0xFF
+            out[0, lane] = encode_f32_bits(np.int64(bits[lane]), dtype) & 0xFF
     elif w == 4:
         o0, o1, o2, o3 = out[0], out[1], out[2], out[3]
         for lane in range(lanes):

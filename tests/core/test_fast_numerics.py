@@ -116,22 +116,34 @@ def _decode_row(heap, sl, dtype, bits, ints):
     J.decode_lanes(heap, sl, dtype, bits.shape[0], bits, ints)
 
 
-def test_bf16_lane_rows_encode_as_numerics(f32_inputs):
-    """Rows of 320 lanes through encode_lanes (the byte planes of bf16) equal
-    numerics.f32_to_bf16_bits element by element: ties to even, NaN payloads, infinities."""
+def _f32_to_16(dtype: str, x: np.ndarray) -> np.ndarray:
+    """The 16-bit codes the references give: lpu_emu.numerics (bf16), numpy (fp16)."""
+    if dtype == "bf16":
+        return N.f32_to_bf16_bits(x.view(np.float32)).astype(np.int64)
+    with np.errstate(all="ignore"):
+        return x.view(np.float32).astype(np.float16).view(np.uint16).astype(np.int64)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_16_bit_lane_rows_encode_as_the_references(f32_inputs, dtype):
+    """Rows of 320 lanes through encode_lanes (the two byte planes) equal the references
+    element by element: ties to even, subnormals, NaN payloads, infinities, overflow."""
     x = f32_inputs[: len(f32_inputs) // 320 * 320].astype(np.uint32)
     out = np.zeros((len(x) // 320, 2, 320), np.uint8)
-    _encode_rows(x.reshape(-1, 320), J.BF16, out)
+    _encode_rows(x.reshape(-1, 320), {"bf16": J.BF16, "fp16": J.FP16}[dtype], out)
     got = out[:, 0].astype(np.int64) | (out[:, 1].astype(np.int64) << 8)
-    want = N.f32_to_bf16_bits(x.view(np.float32)).astype(np.int64)
-    np.testing.assert_array_equal(got.ravel(), want)
+    np.testing.assert_array_equal(got.ravel(), _f32_to_16(dtype, x))
 
 
-def test_bf16_lane_row_decodes_every_code():
-    """Every bf16 code as one lane row (its two byte planes as two stream rows) through
-    decode_lanes: the fp32 bits numerics.bf16_bits_to_f32 gives."""
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_16_bit_lane_row_decodes_every_code(dtype):
+    """Every code as one lane row (its two byte planes as two stream rows) through
+    decode_lanes: the fp32 bits of numerics (bf16) and numpy (fp16)."""
     codes = np.arange(1 << 16, dtype=np.uint16)
     heap = np.stack([codes & 0xFF, codes >> 8]).astype(np.uint8)
     bits = np.zeros(1 << 16, np.uint32)
-    _decode_row(heap, np.array([0, 1], np.int64), J.BF16, bits, bits.view(np.int32))
-    np.testing.assert_array_equal(bits, N.bf16_bits_to_f32(codes).view(np.uint32))
+    code = {"bf16": J.BF16, "fp16": J.FP16}[dtype]
+    _decode_row(heap, np.array([0, 1], np.int64), code, bits, bits.view(np.int32))
+    want = (N.bf16_bits_to_f32(codes) if dtype == "bf16"
+            else codes.view(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(bits, want.view(np.uint32))
