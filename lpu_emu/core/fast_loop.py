@@ -379,26 +379,29 @@ def decode_weights(raw, dtype, out):
 
 
 @njit
-def install(wbuf, pending, transposed, lanes):
+def install(wbuf, pending, transposed, lanes, loaded):
     """pending = the weight buffer's rows (IW), or their transpose (IWT: W[r][lane] = row
     lane's value r, zero outside both); the transpose in TRANSPOSE_BLOCK squares, so that
-    both sides stay in cache."""
+    both sides stay in cache. Only the first `loaded` rows of the buffer are read: the rows
+    past them are zero (LW fills rows in order from wbuf_rows, an IW clears the rows it
+    loaded), and a decode step's IWTs of a short key cache load 64 of 320."""
     rows, planes = wbuf.shape[0], wbuf.shape[1]
     if not transposed:
         for r in range(rows):
             for p in range(planes):
                 for lane in range(lanes):
-                    pending[r, p, lane] = wbuf[r, p, lane]
+                    pending[r, p, lane] = wbuf[r, p, lane] if r < loaded else 0
         return
     for r in range(rows):
         for p in range(planes):
             for lane in range(lanes):
                 pending[r, p, lane] = 0
     m = min(rows, lanes)
+    n = min(m, loaded)  # the buffer's rows that can be nonzero: pending's columns
     for r0 in range(0, m, TRANSPOSE_BLOCK):
         r1 = min(m, r0 + TRANSPOSE_BLOCK)
-        for l0 in range(0, m, TRANSPOSE_BLOCK):
-            l1 = min(m, l0 + TRANSPOSE_BLOCK)
+        for l0 in range(0, n, TRANSPOSE_BLOCK):
+            l1 = min(n, l0 + TRANSPOSE_BLOCK)
             for p in range(planes):
                 for r in range(r0, r1):
                     for lane in range(l0, l1):
@@ -1220,8 +1223,8 @@ def run_issues(issues, opmap, params, regs, found, viol,
                 land(weights, weights_at, pending, pending_at, wmeta, unit, c)
                 if trace:
                     ev_add(ev, regs, c, I64(EV_IW), k, unit, t, wbuf_rows[unit], I64(0), I64(-1))
-                install(wbuf[unit], pending[unit], sub == X_IWT, lanes)
-                for r in range(wbuf.shape[1]):
+                install(wbuf[unit], pending[unit], sub == X_IWT, lanes, wbuf_rows[unit])
+                for r in range(wbuf_rows[unit]):  # the rows past them are zero (install)
                     for p in range(wbuf.shape[2]):
                         for lane in range(lanes):
                             wbuf[unit, r, p, lane] = 0
