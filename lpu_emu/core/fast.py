@@ -39,12 +39,12 @@ from lpu_emu.spec.isa import SG16
 RawViolation = tuple[int, int, int, int, int, int]
 NCODES = 128 + 16  # stream codes 0..127, plus a group of 16 starting at the last one
 COMPILE_SECONDS = 30  # what the cold-cache message announces (measured: bench/README.md)
-# Consecutive int8 ACCs on one MXM plane are computed as one matmul (fast_loop: batch_conflict
-# says when a batch must be flushed). BATCH is the batch's capacity (0: no batching); a flush of
-# at least BATCH_BLAS ACCs returns to Python for one BLAS sgemm (a resume costs ~10-20 us),
-# smaller ones are computed in the loop. int8 x int8 sums over K <= 1023 rows are exact in fp32.
-# Float ACCs (fp16, bf16, fp8e4m3) batch the same way, up to BATCH, always computed in the loop
-# by fast_loop.batch_compute_float (k ascending, fp32, one rounding per step: bit for bit).
+# Consecutive int8 ACCs on the MXM planes are computed as one matmul a plane (fast_loop:
+# batch_conflict says when a batch must be flushed). BATCH is the batch's capacity (0: no
+# batching); a flush of at least BATCH_BLAS ACCs returns to Python for BLAS (a resume costs ~10-20
+# us), smaller ones are computed in the loop. int8 x int8 sums over K <= 1023 rows are exact in
+# fp32. Float ACCs (fp16, bf16, fp8e4m3) batch the same way, up to BATCH, always computed in the
+# loop by fast_loop.batch_compute_float (k ascending, fp32, one rounding per step: bit for bit).
 BATCH = 128
 BATCH_BLAS = 32
 # counters of the last run_plan call (tests read them): flushes, BLAS flushes, batched ACCs
