@@ -14,7 +14,7 @@ LLVM may fuse it into an FMA (the same bits). Measured on this machine's class (
 
 A tile's arguments are trusted (the jitted core computes them): rows i..i+R-1 of `xb` (the
 batch's x, fp32) and `yb` (the accumulators, holding their start values), columns
-j0..j0+R*V*LANES of `yb` and `w`, steps k < rows, and `skip[k]` true where step k changes no
+j0..j0+V*LANES-1 of `yb` and `w`, steps k < rows, and `skip[k]` true where step k changes no
 accumulator of the group (fast_loop.skip_row) and is left out.
 """
 
