@@ -271,6 +271,10 @@ SMALL_RUN_FAST = SMALL_RUN.replace("'))", "'), engine='fast')")
 # `lpu trace programs/vecadd.lpu --text`: engine auto traces it on the reference (the same log)
 SMALL_TRACE = ("import sys; from lpu_emu.cli import main; "
                "sys.argv = ['lpu', 'trace', 'programs/vecadd.lpu', '--text']; main()")
+# `lpu run programs/vecadd.lpu` and `lpu demo vecadd` as the command line runs them
+SMALL_CLI_RUN = SMALL_TRACE.replace("'trace', 'programs/vecadd.lpu', '--text'",
+                                    "'run', 'programs/vecadd.lpu'")
+SMALL_DEMO = SMALL_TRACE.replace("'trace', 'programs/vecadd.lpu', '--text'", "'demo', 'vecadd'")
 
 
 def test_warm_process_start_vs_import_numba(benchmark):
@@ -281,14 +285,20 @@ def test_warm_process_start_vs_import_numba(benchmark):
     t_run, err = _wall(SMALL_RUN, runs=runs)  # engine auto: the reference, no numba start-up
     t_fast, _ = _wall(SMALL_RUN_FAST, runs=runs)
     t_trace, _ = _wall(SMALL_TRACE, runs=runs)
+    t_cli, _ = _wall(SMALL_CLI_RUN, runs=runs)
+    t_demo, _ = _wall(SMALL_DEMO, runs=runs)
     t_numba, _ = _wall("import numba, numpy", runs=runs)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     _report("warm_start", benchmark, run_small_program_s=t_run, fast_engine_s=t_fast,
-            trace_small_program_s=t_trace, import_numba_s=t_numba, ratio=t_run / t_numba,
-            fast_ratio=t_fast / t_numba, trace_ratio=t_trace / t_numba)
+            trace_small_program_s=t_trace, cli_run_s=t_cli, demo_one_s=t_demo,
+            import_numba_s=t_numba, ratio=t_run / t_numba, fast_ratio=t_fast / t_numba,
+            trace_ratio=t_trace / t_numba, cli_run_ratio=t_cli / t_numba,
+            demo_ratio=t_demo / t_numba)
     assert "compiling" not in err
     assert t_run / t_numba < 1.5  # issue 10: at most 1.5x the bare import (median 0.73-0.77)
     assert t_trace / t_numba < 1.5  # the same bound for `lpu trace --text` (median 0.9-1.2)
+    assert t_cli / t_numba < 1.5  # the same for `lpu run programs/vecadd.lpu` (1.10-1.16)
+    assert t_demo / t_numba < 1.5  # and `lpu demo vecadd` (1.00-1.07)
     assert t_fast / t_numba < 10  # 3.7x the median 2.7 (quick 2.5)
 
 

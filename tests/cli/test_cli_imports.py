@@ -1,5 +1,5 @@
 """`lpu asm`, `disasm`, `isa`, `chips` and `trace --help` never import numba (the core's
-cost), directly or not.
+cost), directly or not; nor does `lpu demo NAME` of a small example (the reference runs it).
 
 Each check runs in a fresh interpreter, where sys.modules shows everything the commands pulled in.
 """
@@ -53,3 +53,12 @@ def test_asm_and_disasm_do_not_import_numba(tmp_path: Path) -> None:
                      cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "q.lpu").is_file()
+
+
+def test_demo_of_small_examples_does_not_import_numba_or_the_compiler() -> None:
+    extra = ('compiler = sorted(m for m in sys.modules if m.startswith("lpu_emu.compiler"))\n'
+             'assert not compiler, compiler')
+    r = run_commands([["demo", "vecadd"], ["demo", "gelu", "repeat", "--json"]],
+                     extra=extra)
+    assert r.returncode == 0, r.stderr
+    assert "numba modules: 0" in r.stdout

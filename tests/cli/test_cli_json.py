@@ -30,7 +30,7 @@ SAMPLES = {
     "`lpu run PROGRAM --json`": [["run", "late.lpu", "--lenient", "--output", "z"],
                                  ["run", "vecadd.lpu", "--output", "z"],
                                  ["run", "late.lpu"]],
-    "`lpu demo --json`": [["demo"], ["demo", "--chip", "tsp-v1"]],
+    "`lpu demo --json`": [["demo"], ["demo", "--chip", "tsp-v1"], ["demo", "vecadd"]],
     "`lpu compile --builtin LAYER --json`": [
         ["compile", "--builtin", "bert-layer", "--seq", "4", "--d-model", "64", "--heads", "2",
          "--d-ff", "128", "--dtype", "bf16", "--run"]],

@@ -167,3 +167,46 @@ def test_demo_checks_every_example(lpu, warm_core):
     assert table["matvec"][3] == "456"  # cycles, worked out in programs/matvec.lpu
     assert table["mxm4"][3] == "190"  # the budget in programs/mxm4.lpu's header
     assert lines[10] == "every result matches numpy, bit for bit"  # then the compiled layer
+
+
+def test_demo_runs_only_the_named_examples_in_the_order_given(lpu):
+    r = lpu("demo", "gelu", "vecadd", "gelu")
+    assert r.exit_code == 0
+    lines = r.stdout.splitlines()
+    assert lines[0] == "lpu demo: 2 example programs from programs/ on lp30"
+    assert [ln.split()[:2] for ln in lines[3:5]] == [["gelu", "ok"], ["vecadd", "ok"]]
+    assert lines[5:] == ["every result matches numpy, bit for bit"]  # and no compiled layer
+
+
+def test_demo_of_one_example_says_program(lpu):
+    r = lpu("demo", "matvec")
+    assert r.stdout.splitlines()[0] == "lpu demo: 1 example program from programs/ on lp30"
+    r = lpu("demo", "matvec", "--chip", "tsp-v1")
+    assert r.exit_code == 0
+    assert r.stdout.splitlines() == ["lpu demo: 0 of 1 example program from programs/ run on "
+                                     "tsp-v1", "written for lp30 (`lpu demo --chip lp30`): matvec"]
+
+
+def test_demo_of_the_layer_alone(lpu, warm_core):
+    r = lpu("demo", "layer", "--json")
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["examples"] == [] and doc["not_run"] == [] and doc["ok"] is True
+    assert doc["layer"]["report"]["cycles"] == 29318 and doc["layer"]["check"]["ok"] is True
+    r = lpu("demo", "layer")
+    assert r.stdout.splitlines()[0] == ("compiled: BERT encoder layer, d 384, 12 heads, "
+                                        "d_ff 1536, seq 128")
+
+
+def test_demo_without_the_layer_has_a_null_layer_in_json(lpu):
+    doc = json.loads(lpu("demo", "repeat", "--json").stdout)
+    assert doc["layer"] is None and doc["ok"] is True
+    assert [e["name"] for e in doc["examples"]] == ["repeat"]
+
+
+def test_demo_of_an_unknown_example_names_the_valid_ones(lpu):
+    r = lpu("demo", "vecadd", "vecad")
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    assert r.stderr == ("error: unknown example 'vecad'\nhint: valid names: vecadd, matvec, "
+                        "gelu, transpose, repeat, sync, mxm4, layer\n")
