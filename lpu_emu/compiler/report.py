@@ -12,6 +12,11 @@ what the chip runs. Every capacity comes from the preset and the ISA spec:
   width(dtype)); each IW/IWT keeps its plane busy for its occupancy.
 - **MXM planes**: compute, loads and ABCs are issues of one queue per plane, so their sum over the
   planes bounds them together.
+- **MXM plane pairs**: an fp16/bf16 ACC runs on the even plane of a pair with that plane's
+  weights and accumulators, holding both queues (`mxm_fp16_planes`); so the loads, installs and
+  ABCs of a plane whose ACCs are all fp16/bf16 are issues of the pair's even queue, which the odd
+  queue cannot take. Their sum over the pairs bounds them: the planes bound above spreads those
+  issues over all the queues, which a schedule of float work cannot do.
 - **SRAM**: every Read/Gather moves one byte plane of `lanes` bytes out of a slice, every
   Write/Scatter one into it; the chip moves at most mem slices x lanes x 2 bytes a cycle (the
   preset's derived peak).
@@ -213,6 +218,32 @@ def _planes(iss: _Issues, target: Target) -> tuple[PlaneBusy, ...]:
     return tuple(sorted(out, key=lambda p: target.chip.slice_named(p.name).index))
 
 
+def _pair_work(iss: _Issues, target: Target, width_of: np.ndarray) -> Resource:
+    """The fp16/bf16 work only the even planes of the pairs can do, per pair: its ACCs, each
+    holding the pair 1 / (mxm_fp16_planes x mxm_fp16_fraction) cycles; and the loads (at the
+    LW's full rate), installs and ABCs of the planes whose ACCs are all fp16/bf16 (a plane that
+    also runs int8 or fp8 ACCs is left out: its odd partner could take part of that work)."""
+    chip, rows = target.chip, iss.rows
+    per_pair = int(chip.p("mxm_fp16_planes"))
+    n_pairs = (len(target.planes("W")) + len(target.planes("E"))) // per_pair
+    hold = 1 / (per_pair * float(chip.p("mxm_fp16_fraction")))
+    acc = iss.of("ACC")
+    fp16_codes = [c for c, name in iss.dtype_names.items() if name in FP16_RATE]
+    floats = acc & np.isin(rows[:, P.DTYPE], fp16_codes)
+    other = np.unique(rows[acc & ~floats, P.QUEUE])
+    pure = np.isin(rows[:, P.QUEUE], np.setdiff1d(np.unique(rows[floats, P.QUEUE]), other))
+    lw = pure & iss.of("LW") & np.isin(rows[:, P.DTYPE], fp16_codes)
+    lw_rows = iss.per_dtype(lw, rows[:, P.WA] // width_of[rows[:, P.DTYPE]])
+    loads = (sum(-(-n // rows_per_lw(target, d)) for d, n in lw_rows.items())
+             + int(rows[pure & iss.of("IW", "IWT"), P.OCC].sum()))
+    abc = pure & iss.of("ABC")
+    n_float = int(floats.sum())
+    cycles = (n_float * hold + loads + int(rows[abc, P.OCC].sum())) / n_pairs if n_pairs else 0.0
+    names = ", ".join(f"{n:,} {d}" for d, n in iss.per_dtype(floats).items()) or "no"
+    work = f"({names} ACCs x {hold:g} + loads + ABCs) / {n_pairs}"
+    return Resource("MXM plane pairs", cycles, work)
+
+
 def _streams(iss: _Issues, target: Target) -> tuple[int, tuple[str, int]]:
     """Stream values placed in all, and the position placing most (named by its slices)."""
     placing = iss.rows[:, P.SC] >= 0
@@ -275,6 +306,7 @@ def report_program(program: Program, target: Target, mode: str, plan: Plan | Non
     abc = iss.of("ABC")
 
     compute = sum(n / acc_passes_per_cycle(target, d) for d, n in acc_dtypes.items()) / n_planes
+    pairs = _pair_work(iss, target, width_of)
     loads = (sum(-(-n // rows_per_lw(target, d)) for d, n in lw_rows.items())
              + int(rows[installs, P.OCC].sum())) / n_planes
     abc_cycles = int(rows[abc, P.OCC].sum()) / n_planes
@@ -308,6 +340,7 @@ def report_program(program: Program, target: Target, mode: str, plan: Plan | Non
                  f"{lw_text} + {int(installs.sum())} IW x {target.occupancy('IW')}"),
         Resource("MXM planes", compute + loads + abc_cycles,
                  f"compute + loads + {int(abc.sum()):,} ABCs"),
+        pairs,
         Resource("SRAM bandwidth", sram_bytes / sram_per_cycle,
                  f"{sram_bytes:,} B / {sram_per_cycle:,.0f} B a cycle"),
         Resource("VXM ALUs", n_vxm / n_alus, f"{n_vxm:,} issues / {n_alus} ALUs"),

@@ -84,6 +84,8 @@ def test_report_hand_program_roofline(hand) -> None:
         "MXM compute": (4 / 1 + 2 / 0.25) / 4,  # int8 at 1, bf16 at a quarter; 4 planes
         "MXM weight loads": (320 + 20) / 4,  # full load groups: one LW a cycle; IW 20
         "MXM planes": 3.0 + 85.0 + 1 / 4,
+        # the 2 bf16 ACCs hold MXM_E0's pair 2 cycles each; MXM_W0's loads serve int8 ACCs
+        "MXM plane pairs": 2 * 2 / 2,
         "SRAM bandwidth": 2560 / (156 * 320 * 2),
         "VXM ALUs": 6 / 16,
         "VXM large ALUs": 1 / 4,
@@ -93,6 +95,38 @@ def test_report_hand_program_roofline(hand) -> None:
     assert r.binding.name == "MXM planes"
     assert r.bound == 88.25
     assert r.efficiency == 88.25 / (800 + target.latency("Write"))
+
+
+# MXM_W0 runs bf16 ACCs only: 320 rows in 40 LWs of 8, an install, two ABCs, three ACCs. MXM_E0
+# mixes an int8 and a bf16 ACC, so its load, install and ABC are not the pair's alone.
+PAIRS = """\
+.chip lp30
+        MXM_W0  @0      LW.bf16     S0W
+        MXM_W0  @1      Repeat      39, 1, 0
+        MXM_W0  @100    IW
+        MXM_W0  @120    ABC         0
+        MXM_W0  @121    ABC         1
+        MXM_W0  @122    ACC.bf16    S0W, S4E, 0
+        MXM_W0  @124    Repeat      2, 2, 0
+        MXM_E0  @0      LW.int8     S0E
+        MXM_E0  @1      IW
+        MXM_E0  @21     ABC         0
+        MXM_E0  @22     ACC.int8    S0E, S4W, 0
+        MXM_E0  @23     ACC.bf16    S0E, S8W, 1
+"""
+
+
+def test_float_loads_and_abcs_hold_the_pair_of_their_plane() -> None:
+    """An fp16/bf16 plane's loads, installs and ABCs are its pair's even queue's alone: the
+    pairs bound counts them over 2 pairs where the planes bound spreads them over 4 planes."""
+    target = Target.of("lp30")
+    r = report_program(assemble_text(PAIRS, "pairs.lpu"), target, "bf16")
+    cycles = {res.name: res.cycles for res in r.resources}
+    assert cycles["MXM plane pairs"] == (4 * 2 + 40 + 20 + 2) / 2
+    assert cycles["MXM planes"] == (1 + 4 / 0.25) / 4 + (40 + 1 + 2 * 20) / 4 + 3 / 4
+    assert r.binding.name == "MXM plane pairs" and r.bound == 35.0
+    work = next(res.work for res in r.resources if res.name == "MXM plane pairs")
+    assert work == "(4 bf16 ACCs x 2 + loads + ABCs) / 2"
 
 
 def test_rows_per_lw_follows_the_isa() -> None:
@@ -121,7 +155,8 @@ def test_report_to_json_is_json(hand) -> None:
     assert doc["roofline"]["binding"] == "MXM planes"
     assert doc["roofline"]["bound"] == 88.25
     assert [x["name"] for x in doc["roofline"]["resources"]] == [
-        "MXM compute", "MXM weight loads", "MXM planes", "SRAM bandwidth", "VXM ALUs",
+        "MXM compute", "MXM weight loads", "MXM planes", "MXM plane pairs", "SRAM bandwidth",
+        "VXM ALUs",
         "VXM large ALUs", "SXM", "stream slots"]
     assert doc["data_bound"] is None  # a hand-written program has no kernels to order
 
