@@ -34,6 +34,14 @@ def _mask(mask: tuple | None, locs: dict[str, Loc], dtype: str) -> Callable:
                                      note=note)
 
 
+def _convert(dtype: str | None, then: Callable) -> Callable:
+    """An fp32 operand rounded to `dtype` on its way (a Cvt on the VXM), then `then`."""
+    if dtype is None:
+        return then
+    return lambda x, note, chunk: then(Op("Cvt", "fp32", (x,), dtype2=dtype, note=note), note,
+                                       chunk)
+
+
 def _groups(tiles: list[int], sizes: dict[int, int], n: int) -> list[list[int]]:
     """Tiles in groups of at most n, each group of one size (planes load together)."""
     out: list[list[int]] = []
@@ -152,7 +160,7 @@ def _term_passes(target: Target, term: Term, locs: dict[str, Loc], group: list[i
             k_rows = min(lanes, w0.rows - term.w_row - group[0] * lanes)
         else:
             k_rows = min(lanes, x0.cols - kt * lanes)
-        x_conv = _mask(term.x_mask, locs, mxm)
+        x_conv = _convert(term.x_cvt, _mask(term.x_mask, locs, mxm))
         w_conv = None if term.w_mask is None else _mask(term.w_mask, locs, mxm)
         for i, j in pairs(len(term.x), len(term.w), term.parts):
             wloc = locs[term.w[j]]

@@ -65,7 +65,8 @@ class Term:
     """x @ W accumulated into an MmStep. Both operands are given as parts in the MXM dtype
     (x = x[0] + x[1] + ..., likewise W); the part products (i, j) with i + j < parts are
     accumulated. x rows stream through the planes, W is stationary (IWT: installed
-    transposed). A mask (tensor, row), if given, multiplies an operand on its way (a head)."""
+    transposed). A mask (tensor, row), if given, multiplies an operand on its way (a head);
+    `x_cvt`, if given, says x is fp32, rounded to that dtype on its way (conversions.py)."""
 
     x: tuple[str, ...]
     w: tuple[str, ...]
@@ -76,6 +77,7 @@ class Term:
     x_row: int = 0  # first row of x this term streams
     w_row: int = 0  # first row of W's storage (IW: K offset; IWT: the N offset)
     k_tiles: tuple[int, ...] | None = None  # only these K tiles (the others are masked off)
+    x_cvt: str | None = None  # x is fp32, converted to this dtype in the feed
 
 
 @dataclass(frozen=True)

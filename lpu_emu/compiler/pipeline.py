@@ -1,6 +1,12 @@
 """compile_graph: the compiler's pipeline, one flat sequence of named stages.
 
-    graph -> lower -> finite padding -> place -> kernels -> schedule -> emit -> Program (+ Report)
+    graph -> lower -> finite padding -> [feed conversions] -> place -> kernels -> schedule
+          -> emit -> Program (+ Report)
+
+The bracketed pass is a choice: where it moves a conversion into the matmuls' feeds, the rest
+of the pipeline up to the schedule runs both ways and the shorter schedule is kept (the
+greedy scheduler's outcome is what decides: a moved conversion shortens BERT's chain and
+lengthens a GPT layer's, conversions.py).
 
 `Compiled.run` runs the program on either core and returns the graph's outputs; a `Session`
 keeps one machine (its SRAM) across runs, so a KV cache written by one program is read by the
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lpu_emu.compiler import build
+from lpu_emu.compiler.conversions import feed_conversions
 from lpu_emu.compiler.emit import emit, program
 from lpu_emu.compiler.graph import Graph
 from lpu_emu.compiler.lowering import Lowered, MapStep, ReduceStep, TransposeStep, lower
@@ -230,9 +237,7 @@ def _compile(graph: Graph, chip: Chip | str | None, dtype: str, memory: Memory |
     scales = _calibrate(graph, calibration) if mode.quantized else {}
     lowered = finite_padding(lower(graph, mode, target, pinned, scales), target)
     memory = memory or Memory(target)
-    locs = place(lowered, target, memory)
-    kernels = build.kernels(target, lowered.steps, locs)
-    placed = schedule(kernels, target)
+    lowered, locs, placed = _shorter(lowered, feed_conversions(lowered, target), target, memory)
     em, notes = emit(placed, target)
     symbol_of = {c: _sanitise(g) for g, c in lowered.inputs.items()}
     symbol_of.update({c: _sanitise(g) for g, c in lowered.outputs.items()})
@@ -266,6 +271,31 @@ def _compile(graph: Graph, chip: Chip | str | None, dtype: str, memory: Memory |
         _segments(lowered, locs, target.lanes), symbols), lanemaps, 1)
     return Compiled(graph, mode, target, prog, lowered, locs, placed, notes, memory, symbol_of,
                     em.note)
+
+
+def _scheduled(low: Lowered, target: Target, memory: Memory
+               ) -> tuple[dict[str, Loc], list[Placed]]:
+    """place -> kernels -> schedule."""
+    locs = place(low, target, memory)
+    return locs, schedule(build.kernels(target, low.steps, locs), target)
+
+
+def _shorter(low: Lowered, alt: Lowered, target: Target, memory: Memory
+             ) -> tuple[Lowered, dict[str, Loc], list[Placed]]:
+    """`low` placed and scheduled, or `alt` where it is another lowering whose schedule ends
+    sooner; `memory` keeps the chosen one's allocations."""
+    if alt is low:
+        return (low, *_scheduled(low, target, memory))
+    best = None
+    for cand in (low, alt):
+        trial = memory.fork()
+        locs, placed = _scheduled(cand, target, trial)
+        end = max((p.end for p in placed), default=0)
+        if best is None or end < best[0]:
+            best = (end, cand, trial, locs, placed)
+    _, chosen, trial, locs, placed = best
+    memory.adopt(trial)
+    return chosen, locs, placed
 
 
 def _calibrate(graph: Graph, calibration: dict[str, np.ndarray] | None) -> dict[str, float]:

@@ -10,6 +10,7 @@ kernel reads or writes each slice at most once a cycle).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -100,6 +101,16 @@ class Memory:
         self.sides = [target.mem("W"), target.mem("E")]
         self.free: dict[tuple[int, int], int] = {
             (s.index, b): 0 for side in self.sides for s in side for b in range(target.banks)}
+
+    def fork(self) -> Memory:
+        """A copy that allocates on its own (a trial placement)."""
+        other = copy.copy(self)
+        other.free = dict(self.free)
+        return other
+
+    def adopt(self, other: Memory) -> None:
+        """Take a fork's allocations as this memory's own."""
+        self.free = dict(other.free)
 
     def _groups(self, w: int):
         for side in self.sides:

@@ -3,7 +3,8 @@
 Each step is rendered one line by `render` below (written here, not by the compiler):
     map OUT [rows R0+N] = EXPR                  a VXM pass (one fused Expr)
     mm.DT OUT = EPILOGUE with @acc = X @ W ...  an MXM step: parts joined by +, IWT when the
-                                                stationary operand is installed transposed
+                                                stationary operand is installed transposed,
+                                                Cvt.fp32.DT(X) when X is rounded in the feed
     transpose.DT OUT = (PARTS)^T                a transpose on the MXM
     reduce.max|sum OUT = EXPR over N rows       a recurrence down the rows on one ALU
 Leaves: `t[row 0]` a row broadcast down the rows (a bias), `t[col]` one value per row stored
@@ -44,7 +45,8 @@ def _expr(e) -> str:
 
 
 def _term(t) -> str:
-    x = "+".join(t.x) + (f" * {t.x_mask[0]}[row {t.x_mask[1]}]" if t.x_mask else "")
+    x = "+".join(t.x) if t.x_cvt is None else f"Cvt.fp32.{t.x_cvt}({t.x[0]})"
+    x += f" * {t.x_mask[0]}[row {t.x_mask[1]}]" if t.x_mask else ""
     w = "+".join(t.w) + (f" * {t.w_mask[0]}[row {t.w_mask[1]}]" if t.w_mask else "")
     return (f"{x} @ {w}" + (" IWT" if t.install == "IWT" else "")
             + (f" parts {t.parts}" if t.parts != 1 else ""))
