@@ -7,13 +7,16 @@ a tensor of its own), and the matmul's kernel reads that tensor. The pass is a k
 own, so the matmul waits for the whole of it, and it waits for the whole of x. Here such a
 conversion is dropped and every matmul that streamed its result streams x itself through a
 `Cvt` on the VXM (`Term.x_cvt`, built as the feed's `x_conv`): the same instruction on the same
-values, so every product is bit for bit what it was, one VXM kernel and one tensor fewer on the
-chain. (chosen: docs/design.md section 13 gives the measured cycles.)
+values, so the MXM sees bit for bit what it saw, with one VXM kernel and one tensor fewer on the
+chain. Whether that makes the program shorter is the scheduler's to say: the pipeline schedules
+both lowerings and keeps the shorter (`pipeline._shorter`; docs/design.md section 13 gives the
+measured cycles).
 
 Only a conversion that is nothing else is moved: the whole tensor, `Cvt` of an fp32 tensor read
 as it is, whose result only matmuls stream as x (not as weights, not read by any other step,
-not a graph output). `finite_padding` runs first and rewrites a conversion whose padding lanes
-need fixing (a clamp, an SXM `Distribute`), so those stay passes of their own.
+not a graph output, no view of it), into matmuls no wider than their planes. `finite_padding`
+runs first and rewrites a conversion whose padding lanes need fixing (a clamp, an SXM
+`Distribute`), so those stay passes of their own.
 """
 
 from __future__ import annotations
