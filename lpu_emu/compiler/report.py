@@ -163,6 +163,11 @@ def rows_per_lw(target: Target, dtype: str) -> int:
     return max(group // width, 1)
 
 
+def _lw_issues(target: Target, lw_rows: dict[str, int]) -> int:
+    """LW issues that load these rows per dtype at full load groups."""
+    return sum(-(-n // rows_per_lw(target, d)) for d, n in lw_rows.items())
+
+
 def acc_passes_per_cycle(target: Target, dtype: str) -> float:
     """ACC passes a plane completes per cycle: 1 at the int8 rate, mxm_fp16_fraction for
     fp16/bf16 (fp8 runs at the int8 rate)."""
@@ -234,8 +239,7 @@ def _pair_work(iss: _Issues, target: Target, width_of: np.ndarray) -> Resource:
     pure = np.isin(rows[:, P.QUEUE], np.setdiff1d(np.unique(rows[floats, P.QUEUE]), other))
     lw = pure & iss.of("LW") & np.isin(rows[:, P.DTYPE], fp16_codes)
     lw_rows = iss.per_dtype(lw, rows[:, P.WA] // width_of[rows[:, P.DTYPE]])
-    loads = (sum(-(-n // rows_per_lw(target, d)) for d, n in lw_rows.items())
-             + int(rows[pure & iss.of("IW", "IWT"), P.OCC].sum()))
+    loads = _lw_issues(target, lw_rows) + int(rows[pure & iss.of("IW", "IWT"), P.OCC].sum())
     abc = pure & iss.of("ABC")
     n_float = int(floats.sum())
     cycles = (n_float * hold + loads + int(rows[abc, P.OCC].sum())) / n_pairs if n_pairs else 0.0
@@ -307,8 +311,7 @@ def report_program(program: Program, target: Target, mode: str, plan: Plan | Non
 
     compute = sum(n / acc_passes_per_cycle(target, d) for d, n in acc_dtypes.items()) / n_planes
     pairs = _pair_work(iss, target, width_of)
-    loads = (sum(-(-n // rows_per_lw(target, d)) for d, n in lw_rows.items())
-             + int(rows[installs, P.OCC].sum())) / n_planes
+    loads = (_lw_issues(target, lw_rows) + int(rows[installs, P.OCC].sum())) / n_planes
     abc_cycles = int(rows[abc, P.OCC].sum()) / n_planes
 
     reads = int(iss.of(*READS).sum())
