@@ -40,8 +40,7 @@ BERT_LIMITS = {"bf16": (150, 100), "fp32": (230, 290)}
 def mxm_floor(plan) -> tuple[int, float]:
     """The plan's ACC issues, and numpy's sgemm of as many 320x320 products on one BLAS thread
     (best of 5): the least time their MXM work takes on this machine."""
-    acc = [i.opcode for i in default_isa().instructions if i.mnemonic == "ACC"]
-    n = int(np.isin(plan.issues[:, OP] & 255, acc).sum())
+    n = int(np.count_nonzero(plan.issues[:, OP] & 255 == default_isa().lookup("ACC").opcode))
     rows, cols = plan.chip.p("mxm_rows"), plan.chip.p("mxm_cols")
     x = np.random.default_rng(0).standard_normal((n, int(rows))).astype(np.float32)
     w = np.random.default_rng(1).standard_normal((int(rows), int(cols))).astype(np.float32)

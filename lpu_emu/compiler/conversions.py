@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lpu_emu.compiler import expr as E
-from lpu_emu.compiler.lowering import Lowered, MapStep, MmStep, ReduceStep, TransposeStep
+from lpu_emu.compiler.lowering import Lowered, MapStep, MmStep, step_tensors
 from lpu_emu.compiler.target import Target
 
 
@@ -70,17 +70,8 @@ def _read_otherwise(low: Lowered) -> set[str]:
     out: set[str] = set()
     written: dict[str, int] = {}
     for s in low.steps:
-        for w in (s.out, getattr(s, "also", None)):
-            if w is not None:
-                written[w] = written.get(w, 0) + 1
-        if isinstance(s, MapStep | ReduceStep):
-            out |= {lf.name for lf in E.leaves(s.expr)}
-        elif isinstance(s, TransposeStep):
-            out |= {*s.x, s.eye}
-        elif isinstance(s, MmStep):
-            out |= {lf.name for lf in E.leaves(s.epilogue)}
-            for t in s.terms:
-                out |= {*t.w} | {m[0] for m in (t.x_mask, t.w_mask) if m}
+        written[s.out] = written.get(s.out, 0) + 1
+        out |= set(step_tensors(s, streamed=False)[1:])  # a reduction's `also` counts here
     out |= {n for n, k in written.items() if k > 1}
     out |= {t.view[0] for t in low.tensors.values() if t.view is not None}  # rows of it
     return out | set(low.outputs.values())

@@ -130,6 +130,24 @@ class ReduceStep:
 Step = MapStep | MmStep | TransposeStep | ReduceStep
 
 
+def step_tensors(step: Step, streamed: bool = True) -> list[str]:
+    """The chip tensors a step touches, its output first, in a fixed order (placement must not
+    depend on hash order); `streamed=False` leaves out what its matmul terms stream as x."""
+    names = [step.out]
+    if isinstance(step, MapStep):
+        names += [lf.name for lf in E.leaves(step.expr)]
+    elif isinstance(step, ReduceStep):
+        names += [lf.name for lf in E.leaves(step.expr)] + ([step.also] if step.also else [])
+    elif isinstance(step, TransposeStep):
+        names += [*step.x, step.eye]
+    else:
+        names += [lf.name for lf in E.leaves(step.epilogue) if lf.name != "@acc"]
+        for t in step.terms:
+            names += ([*t.x] if streamed else []) + [*t.w]
+            names += [m[0] for m in (t.x_mask, t.w_mask) if m]
+    return list(dict.fromkeys(names))
+
+
 @dataclass
 class Lowered:
     tensors: dict[str, TensorSpec]

@@ -25,7 +25,7 @@ from lpu_emu.compiler import build
 from lpu_emu.compiler.conversions import feed_conversions
 from lpu_emu.compiler.emit import emit, program
 from lpu_emu.compiler.graph import Graph
-from lpu_emu.compiler.lowering import Lowered, MapStep, ReduceStep, TransposeStep, lower
+from lpu_emu.compiler.lowering import Lowered, lower, step_tensors
 from lpu_emu.compiler.padding import finite_padding
 from lpu_emu.compiler.placement import Loc, Memory
 from lpu_emu.compiler.precision import Mode
@@ -134,7 +134,7 @@ def place(low: Lowered, target: Target, memory: Memory) -> dict[str, Loc]:
     order: list[str] = []
     for run in build.runs(low.steps):  # a view stands for its storage (placed before it)
         names = list(dict.fromkeys(_storage(low, n) for step in run
-                                   for n in _step_tensors(step)))
+                                   for n in step_tensors(step)))
         for n in names:
             together[n] |= set(names) - {n}
             if n not in order:
@@ -173,24 +173,6 @@ def _storage(low: Lowered, name: str) -> str:
     while low.tensors[name].view is not None:
         name = low.tensors[name].view[0]
     return name
-
-
-def _step_tensors(step) -> list[str]:
-    """The chip tensors a step touches, in a fixed order (placement must not depend on hash
-    order)."""
-    from lpu_emu.compiler import expr as E
-    names = [step.out]
-    if isinstance(step, MapStep):
-        names += [lf.name for lf in E.leaves(step.expr)]
-    elif isinstance(step, ReduceStep):
-        names += [lf.name for lf in E.leaves(step.expr)] + ([step.also] if step.also else [])
-    elif isinstance(step, TransposeStep):
-        names += [*step.x, step.eye]
-    else:
-        names += [lf.name for lf in E.leaves(step.epilogue) if lf.name != "@acc"]
-        for t in step.terms:
-            names += [*t.x, *t.w] + [m[0] for m in (t.x_mask, t.w_mask) if m]
-    return list(dict.fromkeys(names))
 
 
 def _segments(low: Lowered, locs: dict[str, Loc], lanes: int) -> list[Segment]:
