@@ -118,16 +118,16 @@ class Memory:
                 yield side[i:i + w]
 
     def _pick(self, w: int, rows: int, avoid: set[int]) -> tuple[tuple[Slice, ...], int] | None:
-        t = self.target
+        banks, addresses, free = range(self.target.banks), self.target.addresses, self.free
         best, best_key = None, None
         for group in self._groups(w):
             if any(s.index in avoid for s in group):
                 continue
-            for b in range(t.banks):
-                addr = max(self.free[(s.index, b)] for s in group)
-                if addr + rows > t.addresses:
+            used = sum(free[(s.index, k)] for s in group for k in banks)  # the group's, any bank
+            for b in banks:
+                addr = max(free[(s.index, b)] for s in group)
+                if addr + rows > addresses:
                     continue
-                used = sum(self.free[(s.index, k)] for s in group for k in range(t.banks))
                 key = (used, addr, group[0].index, b)
                 if best is None or key < best_key:
                     best, best_key = (group, b), key
